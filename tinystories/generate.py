@@ -7,7 +7,7 @@ __all__ = ['check_sampling_args', 'filter_logits', 'sample_next', 'TextStream', 
            'generate_ids', 'encode_prompt', 'stream_generate', 'generate', 'find_checkpoint', 'load_checkpoint',
            'generate_command', 'add_commands', 'StoryWidget']
 
-# %% ../nbs/06_generate.ipynb #b12f1c4a
+# %% ../nbs/06_generate.ipynb #070aaac9
 import argparse, html, sys, time, warnings
 from pathlib import Path
 import torch, torch.nn.functional as F
@@ -15,7 +15,7 @@ import ipywidgets as widgets
 from .model import load_model
 from .tokenizer import EOT, eot_id, load_tokenizer
 
-# %% ../nbs/06_generate.ipynb #8a91820b
+# %% ../nbs/06_generate.ipynb #f0eac3b2
 def check_sampling_args(temperature=1.0, top_k=None, top_p=None, max_new_tokens=1):
     "Raise a `ValueError` that says which sampling setting is out of range and what is allowed."
     if temperature is None or temperature < 0: raise ValueError(f'temperature={temperature}: must be >= 0 (0 means greedy)')
@@ -23,7 +23,7 @@ def check_sampling_args(temperature=1.0, top_k=None, top_p=None, max_new_tokens=
     if top_p is not None and not 0 < top_p <= 1: raise ValueError(f'top_p={top_p}: must be in (0, 1], or None for no top-p')
     if max_new_tokens is None or max_new_tokens < 1: raise ValueError(f'max_new_tokens={max_new_tokens}: must be at least 1')
 
-# %% ../nbs/06_generate.ipynb #db111e7d
+# %% ../nbs/06_generate.ipynb #2a771c12
 def filter_logits(logits, temperature=1.0, top_k=None, top_p=None):
     "`logits` (..., vocab) divided by `temperature`, with tokens outside the top `k` or outside the top-`p` nucleus set to -inf."
     logits = logits / temperature
@@ -38,14 +38,14 @@ def filter_logits(logits, temperature=1.0, top_k=None, top_p=None):
         logits = torch.full_like(logits, float('-inf')).scatter(-1, order, sorted_logits)
     return logits
 
-# %% ../nbs/06_generate.ipynb #7b6e2cf4
+# %% ../nbs/06_generate.ipynb #3b482fd0
 def sample_next(logits, temperature=1.0, top_k=None, top_p=None, generator=None):
     "Next token ids (B,) from last-position `logits` (B, vocab): the argmax when `temperature` is 0, else a draw from the filtered softmax."
     if temperature == 0: return logits.argmax(-1)
     probs = filter_logits(logits.float(), temperature, top_k, top_p).softmax(-1)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
-# %% ../nbs/06_generate.ipynb #0e10b516
+# %% ../nbs/06_generate.ipynb #aa457e22
 class TextStream:
     "Turn token ids, fed one at a time after `prompt_ids`, into the new text each adds, never splitting a character."
     def __init__(self, tokenizer, prompt_ids=()):
@@ -71,7 +71,7 @@ class TextStream:
         self.start = self.done = len(self.ids)
         return text
 
-# %% ../nbs/06_generate.ipynb #270bb0ae
+# %% ../nbs/06_generate.ipynb #01b35468
 def model_device(model):
     "The device the model's weights live on."
     return next(model.parameters()).device
@@ -92,7 +92,7 @@ def left_pad(prompts, pad_id):
         ids[i, L - len(p):], real[i, L - len(p):] = torch.tensor(p), True
     return ids, real
 
-# %% ../nbs/06_generate.ipynb #94ba4d2b
+# %% ../nbs/06_generate.ipynb #9d2fa8eb
 @torch.inference_mode()
 def generate_ids(model, prompts, max_new_tokens=200, temperature=1.0, top_k=None, top_p=None, seed=None, eot=None, use_cache=True):
     "Yield, step by step, the next token id of each prompt in `prompts` (lists of ids), None for a prompt that has ended at `eot`."
@@ -125,7 +125,7 @@ def generate_ids(model, prompts, max_new_tokens=200, temperature=1.0, top_k=None
             real = torch.cat([real, torch.ones_like(real[:, :1])], 1)
     finally: model.train(was_training)
 
-# %% ../nbs/06_generate.ipynb #40518176
+# %% ../nbs/06_generate.ipynb #d16e393c
 def encode_prompt(tokenizer, prompt):
     "Token ids of `prompt`; an empty prompt starts from `<|endoftext|>`, like every story in training."
     return tokenizer.encode(prompt).ids if prompt else [eot_id(tokenizer)]
@@ -152,7 +152,7 @@ def generate(model, tokenizer, prompt, max_new_tokens=200, temperature=1.0, top_
             if t is not None: row.append(t)
     return [tokenizer.decode(row) for row in new]
 
-# %% ../nbs/06_generate.ipynb #610245bd
+# %% ../nbs/06_generate.ipynb #4b846f7b
 def find_checkpoint(path):
     "The checkpoint folder to load: `path` if it holds model.safetensors, else the one `path/latest` names, else `path`'s newest subfolder holding one."
     path = Path(path)
@@ -179,7 +179,7 @@ def load_checkpoint(path, device='cpu'):
                          'they do not belong together')
     return model.eval(), tokenizer
 
-# %% ../nbs/06_generate.ipynb #6f18d4d5
+# %% ../nbs/06_generate.ipynb #9fe0934c
 def generate_command(args):
     "Run `tinystories generate`: print the prompt, then stream its continuation."
     try: check_sampling_args(args.temperature, args.top_k, args.top_p, args.max_new_tokens)
@@ -204,7 +204,7 @@ def add_commands(subparsers):
     p.add_argument('--device', default='cpu', help='torch device to run on (default: cpu)')
     p.set_defaults(func=generate_command)
 
-# %% ../nbs/06_generate.ipynb #9705e3ff
+# %% ../nbs/06_generate.ipynb #464341f8
 class StoryWidget(widgets.VBox):
     "Type a prompt, set temperature, top-k, top-p, length and seed, press Generate and watch the story stream in."
     def __init__(self, model=None, tokenizer=None, checkpoint=None, prompt='Once upon a time', device='cpu'):
