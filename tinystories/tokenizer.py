@@ -8,7 +8,7 @@ __all__ = ['BASE', 'byte_level_bpe', 'load_base_tokenizer', 'vocab_and_merges', 
            'trim_tokenizer', 'load_tokenizer', 'load_id_map', 'to_base_ids', 'from_base_ids', 'eot_id',
            'tokenizer_sha256', 'add_commands']
 
-# %% ../nbs/01_tokenizer.ipynb #266b3402
+# %% ../nbs/01_tokenizer.ipynb #85ed1eb2
 import hashlib, json, os, tempfile
 from pathlib import Path
 
@@ -18,10 +18,10 @@ from tqdm.auto import tqdm
 
 from .data import DATA_DIR, EOT, read_stories
 
-# %% ../nbs/01_tokenizer.ipynb #e71a5189
+# %% ../nbs/01_tokenizer.ipynb #0d894215
 BASE = 'EleutherAI/gpt-neo-125M'  # the Hub repository of GPT-Neo's tokenizer; `EOT` (`<|endoftext|>`) comes from `00_data`
 
-# %% ../nbs/01_tokenizer.ipynb #2a7a79b9
+# %% ../nbs/01_tokenizer.ipynb #1bd25802
 def byte_level_bpe(vocab, merges, eot=EOT):
     "A GPT-2 style byte-level BPE `Tokenizer` from a vocab dict and a merges list, with `eot` as its special token."
     tok = Tokenizer(models.BPE(vocab=vocab, merges=merges))
@@ -31,7 +31,7 @@ def byte_level_bpe(vocab, merges, eot=EOT):
     tok.add_special_tokens([AddedToken(eot, special=True)])
     return tok
 
-# %% ../nbs/01_tokenizer.ipynb #3e5f2219
+# %% ../nbs/01_tokenizer.ipynb #306ae7a0
 def load_base_tokenizer(base=BASE):
     "GPT-Neo's tokenizer from a local folder (`tokenizer.json`, or `vocab.json` + `merges.txt`) or a Hugging Face Hub id."
     path = Path(base)
@@ -50,14 +50,14 @@ def load_base_tokenizer(base=BASE):
     merge_list = [tuple(l.split(' ')) for l in lines if l and not l.startswith('#version')]
     return byte_level_bpe(vocab_dict, merge_list)
 
-# %% ../nbs/01_tokenizer.ipynb #51779926
+# %% ../nbs/01_tokenizer.ipynb #ca7543b1
 def vocab_and_merges(tok):
     "The BPE vocabulary (token -> id) and merges (pairs, in rank order) of `tok`."
     model = json.loads(tok.to_str())['model']
     if model['type'] != 'BPE': raise ValueError(f"expected a BPE tokenizer, got a {model['type']} model")
     return model['vocab'], [tuple(m.split(' ')) if isinstance(m, str) else tuple(m) for m in model['merges']]
 
-# %% ../nbs/01_tokenizer.ipynb #ddd73326
+# %% ../nbs/01_tokenizer.ipynb #53484fba
 def encode_stories(tok, stories, batch_size=1000, desc='encoding'):
     "Yield the token ids (a list per story) of `stories`, encoded in batches on all cores, with a progress bar."
     with tqdm(total=len(stories), desc=desc, unit=' stories') as bar:
@@ -65,7 +65,7 @@ def encode_stories(tok, stories, batch_size=1000, desc='encoding'):
             for e in tok.encode_batch(stories[i:i+batch_size], add_special_tokens=False): yield e.ids
             bar.update(len(stories[i:i+batch_size]))
 
-# %% ../nbs/01_tokenizer.ipynb #4e429be7
+# %% ../nbs/01_tokenizer.ipynb #cc49f66c
 def token_counts(tok, stories, batch_size=1000):
     "How many times each token id of `tok` occurs in `stories` (an array of length `tok.get_vocab_size()`)."
     counts = np.zeros(tok.get_vocab_size(), dtype=np.int64)
@@ -73,7 +73,7 @@ def token_counts(tok, stories, batch_size=1000):
         counts += np.bincount(ids, minlength=len(counts))
     return counts
 
-# %% ../nbs/01_tokenizer.ipynb #81c7a141
+# %% ../nbs/01_tokenizer.ipynb #c0b8e8d4
 def plot_token_frequency(counts, fname=None):
     "Frequency by rank (log-log) and cumulative coverage of the token `counts`; saved to `fname` if given."
     import matplotlib.pyplot as plt
@@ -87,7 +87,7 @@ def plot_token_frequency(counts, fname=None):
     if fname: fig.savefig(fname, dpi=100)
     return fig
 
-# %% ../nbs/01_tokenizer.ipynb #77dee769
+# %% ../nbs/01_tokenizer.ipynb #4371bae5
 def merge_closure(token_ids, vocab, merges):
     "The ids in `token_ids` plus, recursively, both halves of the merge that builds each of them."
     parts = {a+b: (a, b) for a, b in merges}
@@ -101,13 +101,13 @@ def merge_closure(token_ids, vocab, merges):
         todo.extend(parts.get(t, ()))
     return sorted(tokens[t] for t in keep)
 
-# %% ../nbs/01_tokenizer.ipynb #af278134
+# %% ../nbs/01_tokenizer.ipynb #d974b398
 def kept_ids(counts, vocab, merges, eot_id):
     "Base ids to keep, sorted: the used tokens (`counts > 0`), the 256 byte tokens, `eot_id` and their merge closure."
     byte_ids = [vocab[c] for c in pre_tokenizers.ByteLevel.alphabet()]
     return merge_closure(np.flatnonzero(counts).tolist() + byte_ids + [eot_id], vocab, merges)
 
-# %% ../nbs/01_tokenizer.ipynb #53a10088
+# %% ../nbs/01_tokenizer.ipynb #229626db
 def trimmed_tokenizer(base_tok, keep):
     "`base_tok` restricted to the sorted base ids `keep`, renumbered 0..len(keep)-1 in their original order."
     spec = json.loads(base_tok.to_str())
@@ -122,7 +122,7 @@ def trimmed_tokenizer(base_tok, keep):
         t['id'] = new_id[t['id']]
     return Tokenizer.from_str(json.dumps(spec, ensure_ascii=False))
 
-# %% ../nbs/01_tokenizer.ipynb #f05427f2
+# %% ../nbs/01_tokenizer.ipynb #bf9fdfb5
 def atomic_write_text(path, text):
     "Write `text` to `path` through a temporary file in the same folder and a rename, so `path` is never half-written."
     path = Path(path)
@@ -133,7 +133,7 @@ def atomic_write_text(path, text):
     except BaseException:
         Path(tmp).unlink(missing_ok=True); raise
 
-# %% ../nbs/01_tokenizer.ipynb #1733d2c8
+# %% ../nbs/01_tokenizer.ipynb #2fd5cdfc
 def trim_tokenizer(corpus_files, base=BASE, out=DATA_DIR/'tokenizer'):
     "Trim `base` to the tokens `corpus_files` need; write `out/tokenizer.json` and `out/id_map.json`, return `out`."
     base_tok = load_base_tokenizer(base)
@@ -151,7 +151,7 @@ def trim_tokenizer(corpus_files, base=BASE, out=DATA_DIR/'tokenizer'):
     atomic_write_text(out/'tokenizer.json', tok.to_str())
     return out
 
-# %% ../nbs/01_tokenizer.ipynb #f67d60d2
+# %% ../nbs/01_tokenizer.ipynb #ae50f9e5
 def load_tokenizer(path=DATA_DIR/'tokenizer'):
     "The `Tokenizer` saved at `path`: a folder holding `tokenizer.json`, or the file itself."
     path = Path(path)
@@ -159,7 +159,7 @@ def load_tokenizer(path=DATA_DIR/'tokenizer'):
     if not file.exists(): raise FileNotFoundError(f'no tokenizer at {file}: run `tinystories trim-tokenizer CORPUS --out {path}` first')
     return Tokenizer.from_file(str(file))
 
-# %% ../nbs/01_tokenizer.ipynb #1403471b
+# %% ../nbs/01_tokenizer.ipynb #131fdcc4
 def load_id_map(path=DATA_DIR/'tokenizer'):
     "GPT-Neo id of each trimmed id (an int array), from `id_map.json` in the folder `path` (or the file itself)."
     path = Path(path)
@@ -177,7 +177,7 @@ def from_base_ids(ids, id_map):
     if missing: raise KeyError(f'GPT-Neo id {missing[0]} is not in the trimmed vocabulary')
     return np.array([inverse[int(i)] for i in ids], dtype=np.int64)
 
-# %% ../nbs/01_tokenizer.ipynb #557c07d6
+# %% ../nbs/01_tokenizer.ipynb #f1fedf2c
 def eot_id(tok):
     "The id of `<|endoftext|>` in `tok`."
     i = tok.token_to_id(EOT)
@@ -190,7 +190,7 @@ def tokenizer_sha256(tok_or_path):
     canonical = json.dumps(json.loads(tok.to_str()), sort_keys=True, ensure_ascii=False, separators=(',', ':'))
     return hashlib.sha256(canonical.encode('utf-8')).hexdigest()
 
-# %% ../nbs/01_tokenizer.ipynb #3f1d8d6e
+# %% ../nbs/01_tokenizer.ipynb #b2421e88
 def _trim_command(args):
     out = trim_tokenizer(args.corpus, args.base, args.out)
     tok = load_tokenizer(out)
