@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['check_sampling_args', 'filter_logits', 'sample_next', 'TextStream', 'model_device', 'crop_prompt', 'left_pad',
-           'generate_ids', 'encode_prompt', 'stream_generate', 'generate', 'find_checkpoint', 'load_checkpoint',
-           'generate_command', 'add_commands', 'StoryWidget']
+           'generate_ids', 'encode_prompt', 'stream_generate', 'generate', 'find_checkpoint',
+           'load_model_and_tokenizer', 'generate_command', 'add_commands', 'StoryWidget']
 
 # %% ../nbs/06_generate.ipynb #070aaac9
 import argparse, html, sys, time, warnings
@@ -163,12 +163,13 @@ def find_checkpoint(path):
     if latest.is_file():
         named = path / latest.read_text().strip()
         if (named / 'model.safetensors').exists(): return named
-    found = [d for d in path.iterdir() if (d / 'model.safetensors').exists()]
+    # a dot-folder is a checkpoint still being written
+    found = [d for d in path.iterdir() if not d.name.startswith('.') and (d / 'model.safetensors').exists()]
     if not found: raise FileNotFoundError(f'{path}: holds no model.safetensors, nor any subfolder with one; '
                                           'pass a folder written by save_model or by `tinystories train`')
     return max(found, key=lambda d: ((d / 'model.safetensors').stat().st_mtime, d.name))
 
-def load_checkpoint(path, device='cpu'):
+def load_model_and_tokenizer(path, device='cpu'):
     "The model and tokenizer of a checkpoint folder or a run folder (its latest checkpoint)."
     ckpt = find_checkpoint(path)
     if not (ckpt / 'tokenizer.json').exists():
@@ -184,7 +185,7 @@ def generate_command(args):
     "Run `tinystories generate`: print the prompt, then stream its continuation."
     try: check_sampling_args(args.temperature, args.top_k, args.top_p, args.max_new_tokens)
     except ValueError as e: sys.exit(f'tinystories generate: {e}')
-    model, tokenizer = load_checkpoint(args.checkpoint, args.device)
+    model, tokenizer = load_model_and_tokenizer(args.checkpoint, args.device)
     print(args.prompt, end='', flush=True)
     for piece in stream_generate(model, tokenizer, args.prompt, args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.seed):
         print(piece, end='', flush=True)
@@ -208,7 +209,7 @@ def add_commands(subparsers):
 class StoryWidget(widgets.VBox):
     "Type a prompt, set temperature, top-k, top-p, length and seed, press Generate and watch the story stream in."
     def __init__(self, model=None, tokenizer=None, checkpoint=None, prompt='Once upon a time', device='cpu'):
-        if checkpoint is not None: model, tokenizer = load_checkpoint(checkpoint, device)
+        if checkpoint is not None: model, tokenizer = load_model_and_tokenizer(checkpoint, device)
         if model is None or tokenizer is None: raise ValueError('StoryWidget needs a model and a tokenizer, or checkpoint=DIR')
         self.model, self.tokenizer, self.text = model, tokenizer, ''
         style, wide = {'description_width': '90px'}, widgets.Layout(width='100%')
