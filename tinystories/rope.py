@@ -5,24 +5,24 @@
 # %% auto #0
 __all__ = ['rope_frequencies', 'rope_table', 'apply_rope', 'Rotary']
 
-# %% ../nbs/03_rope.ipynb #8a668e8d
+# %% ../nbs/03_rope.ipynb #ffbaba46
 import torch
 from torch import nn
 
-# %% ../nbs/03_rope.ipynb #541b8e39
+# %% ../nbs/03_rope.ipynb #f307c2d3
 def rope_frequencies(head_dim, base=10000.0):
     "The rotation speed $\\theta_i = b^{-2i/d}$ of each channel pair, in radians per position (float64)."
     if head_dim % 2: raise ValueError(f'RoPE rotates pairs of channels: head_dim must be even, got {head_dim}')
     return base ** (-torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)
 
-# %% ../nbs/03_rope.ipynb #781b6a39
+# %% ../nbs/03_rope.ipynb #feb69e31
 def rope_table(head_dim, n_pos, base=10000.0, offset=0):
     "`(cos, sin)`, each `(n_pos, head_dim//2)` float32: the angles $m\\theta_i$ for positions `offset .. offset+n_pos-1`."
     pos = torch.arange(offset, offset + n_pos, dtype=torch.float64)
     angles = torch.outer(pos, rope_frequencies(head_dim, base))
     return angles.cos().float(), angles.sin().float()
 
-# %% ../nbs/03_rope.ipynb #6fcf557a
+# %% ../nbs/03_rope.ipynb #26efc479
 def apply_rope(x, cos, sin):
     "`x` `(..., T, head_dim)` with each channel pair rotated by the angles in `cos`, `sin` `(T, head_dim//2)`."
     dt = torch.promote_types(x.dtype, torch.float32)
@@ -30,7 +30,7 @@ def apply_rope(x, cos, sin):
     cos, sin = cos.to(dt), sin.to(dt)
     return torch.stack([x0 * cos - x1 * sin, x0 * sin + x1 * cos], -1).flatten(-2).type_as(x)
 
-# %% ../nbs/03_rope.ipynb #e78abeee
+# %% ../nbs/03_rope.ipynb #aa805bf5
 class Rotary(nn.Module):
     "Cache of the RoPE `cos`/`sin` table for one head size; grows when positions run past it."
     def __init__(self, head_dim, n_pos=512, base=10000.0):
@@ -43,6 +43,11 @@ class Rotary(nn.Module):
         device = getattr(self, 'cos', cos).device
         self.register_buffer('cos', cos.to(device), persistent=False)
         self.register_buffer('sin', sin.to(device), persistent=False)
+
+    def _apply(self, fn, recurse=True):
+        super()._apply(fn, recurse)
+        self._set_table(len(self.cos))  # recomputed, so a bfloat16 model still rotates with an exact float32 table
+        return self
 
     def cos_sin(self, T, offset=0):
         "The table rows for positions `offset .. offset+T-1`."
