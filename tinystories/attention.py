@@ -5,13 +5,13 @@
 # %% auto #0
 __all__ = ['attention_mask', 'KVCache', 'CausalSelfAttention']
 
-# %% ../nbs/04_attention.ipynb #ee29921c
+# %% ../nbs/04_attention.ipynb #673b8a5f
 import math, torch
 import torch.nn.functional as F
 from torch import nn
 from .rope import Rotary, apply_rope
 
-# %% ../nbs/04_attention.ipynb #7f6453dd
+# %% ../nbs/04_attention.ipynb #893b1cad
 def attention_mask(T, n_past=0, key_mask=None, device=None):
     "Bool mask `(B or 1, 1, T, n_past+T)`, True where a query may look at a key; None when SDPA's own causal mask (or none) is right."
     if key_mask is None and (n_past == 0 or T == 1): return None
@@ -25,7 +25,7 @@ def attention_mask(T, n_past=0, key_mask=None, device=None):
         mask = (mask & key_mask.to(device=device, dtype=torch.bool)[:, None, None, :]) | (kpos == qpos)
     return mask.expand(-1, 1, -1, -1) if mask.ndim == 4 else mask[None, None]
 
-# %% ../nbs/04_attention.ipynb #74c928c2
+# %% ../nbs/04_attention.ipynb #84c84e99
 class KVCache:
     "Keys and values of past tokens for each layer, `(B, n_head, length, head_dim)`; `pos` is the next token's position."
     def __init__(self, n_layer, batch_size, capacity=512, device=None, dtype=None):
@@ -79,7 +79,7 @@ class KVCache:
         "Keep only the `n` newest entries."
         self.crop_left(self.length - n)
 
-# %% ../nbs/04_attention.ipynb #a6051126
+# %% ../nbs/04_attention.ipynb #3e79d34d
 class CausalSelfAttention(nn.Module):
     "Multi-head causal self-attention with RoPE on queries and keys, and an optional KV cache."
     def __init__(self, n_embd, n_head, bias=True, dropout=0.0, layer_idx=0):
