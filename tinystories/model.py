@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['PRESETS', 'GPTConfig', 'MLP', 'Block', 'GPT', 'param_counts', 'preset_config', 'save_model', 'load_model']
 
-# %% ../nbs/05_model.ipynb #60ceaae1
+# %% ../nbs/05_model.ipynb #da07493c
 import json, math, os, torch
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
@@ -15,7 +15,7 @@ import safetensors.torch
 from .rope import Rotary
 from .attention import CausalSelfAttention, KVCache
 
-# %% ../nbs/05_model.ipynb #49839829
+# %% ../nbs/05_model.ipynb #4beda694
 @dataclass
 class GPTConfig:
     "Shape of a GPT: vocabulary, width, depth, heads, context."
@@ -36,7 +36,7 @@ class GPTConfig:
     @property
     def head_dim(self): return self.n_embd // self.n_head
 
-# %% ../nbs/05_model.ipynb #ef7d99cc
+# %% ../nbs/05_model.ipynb #8803d6de
 class MLP(nn.Module):
     def __init__(self, c: GPTConfig):
         super().__init__()
@@ -59,7 +59,7 @@ class Block(nn.Module):
         x = x + self.drop(self.attn(self.ln1(x), cos, sin, cache, key_mask))
         return x + self.mlp(self.ln2(x))
 
-# %% ../nbs/05_model.ipynb #60011975
+# %% ../nbs/05_model.ipynb #dd559b8c
 class GPT(nn.Module):
     "A GPT with rotary position embeddings: embedding, `n_layer` pre-LN blocks, final LayerNorm, head."
     def __init__(self, config: GPTConfig):
@@ -103,7 +103,7 @@ class GPT(nn.Module):
         "An empty `KVCache` for `batch_size` sequences (device and dtype default to those the model computes in)."
         return KVCache(self.config.n_layer, batch_size, self.config.context, device, dtype)
 
-# %% ../nbs/05_model.ipynb #82fd4840
+# %% ../nbs/05_model.ipynb #418dc92f
 def param_counts(model_or_config):
     "Parameters of a `GPT` or `GPTConfig`: `dict(embedding=, non_embedding=, total=)`."
     m = model_or_config
@@ -113,7 +113,7 @@ def param_counts(model_or_config):
     total = sum(p.numel() for p in m.parameters())  # a tied weight is counted once
     return dict(embedding=embedding, non_embedding=total - embedding, total=total)
 
-# %% ../nbs/05_model.ipynb #87248c20
+# %% ../nbs/05_model.ipynb #a9822112
 PRESETS = {
     '1M':      dict(n_embd=64,   n_layer=8, n_head=16),
     '3M':      dict(n_embd=128,  n_layer=8, n_head=16),
@@ -132,7 +132,7 @@ def preset_config(name, vocab_size, **overrides):
     if bad := set(overrides) - known: raise ValueError(f'unknown GPTConfig fields {sorted(bad)}; fields are {sorted(known)}')
     return GPTConfig(**{**PRESETS[name], 'vocab_size': vocab_size, **overrides})
 
-# %% ../nbs/05_model.ipynb #2d2931a0
+# %% ../nbs/05_model.ipynb #9e5c4764
 def _write_atomic(path, write):
     tmp = path.with_name(path.name + '.tmp')
     write(tmp); os.replace(tmp, path)
