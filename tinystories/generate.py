@@ -169,8 +169,8 @@ def find_checkpoint(path):
                                           'pass a folder written by save_model or by `tinystories train`')
     return max(found, key=lambda d: ((d / 'model.safetensors').stat().st_mtime, d.name))
 
-def load_model_and_tokenizer(path, device='cpu'):
-    "The model and tokenizer of a checkpoint folder or a run folder (its latest checkpoint)."
+def load_model_and_tokenizer(path, device='cpu', dtype=None):
+    "The model (in `dtype`, if given) and tokenizer of a checkpoint folder or a run folder (its latest checkpoint)."
     ckpt = find_checkpoint(path)
     if not (ckpt / 'tokenizer.json').exists():
         raise FileNotFoundError(f'{ckpt}: no tokenizer.json beside model.safetensors; copy the tokenizer the model was trained with there')
@@ -178,6 +178,7 @@ def load_model_and_tokenizer(path, device='cpu'):
     if tokenizer.get_vocab_size() > model.config.vocab_size:
         raise ValueError(f'{ckpt}: tokenizer.json has {tokenizer.get_vocab_size()} tokens but the model only {model.config.vocab_size}: '
                          'they do not belong together')
+    if dtype is not None: model = model.to(dtype)
     return model.eval(), tokenizer
 
 # %% ../nbs/06_generate.ipynb #9fe0934c
@@ -185,7 +186,7 @@ def generate_command(args):
     "Run `tinystories generate`: print the prompt, then stream its continuation."
     try: check_sampling_args(args.temperature, args.top_k, args.top_p, args.max_new_tokens)
     except ValueError as e: sys.exit(f'tinystories generate: {e}')
-    model, tokenizer = load_model_and_tokenizer(args.checkpoint, args.device)
+    model, tokenizer = load_model_and_tokenizer(args.checkpoint, args.device, getattr(torch, args.dtype))
     print(args.prompt, end='', flush=True)
     for piece in stream_generate(model, tokenizer, args.prompt, args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.seed):
         print(piece, end='', flush=True)
@@ -203,13 +204,14 @@ def add_commands(subparsers):
     p.add_argument('--top-k', type=int, default=None, help='sample only from the k most likely tokens')
     p.add_argument('--top-p', type=float, default=None, help='sample only from the smallest set of tokens holding this much probability, in (0, 1]')
     p.add_argument('--device', default='cpu', help='torch device to run on (default: cpu)')
+    p.add_argument('--dtype', default='float32', choices=['float32', 'bfloat16'], help='weights in this type; bfloat16 is faster for the bigger models (default: float32)')
     p.set_defaults(func=generate_command)
 
 # %% ../nbs/06_generate.ipynb #464341f8
 class StoryWidget(widgets.VBox):
     "Type a prompt, set temperature, top-k, top-p, length and seed, press Generate and watch the story stream in."
-    def __init__(self, model=None, tokenizer=None, checkpoint=None, prompt='Once upon a time', device='cpu'):
-        if checkpoint is not None: model, tokenizer = load_model_and_tokenizer(checkpoint, device)
+    def __init__(self, model=None, tokenizer=None, checkpoint=None, prompt='Once upon a time', device='cpu', dtype=None):
+        if checkpoint is not None: model, tokenizer = load_model_and_tokenizer(checkpoint, device, dtype)
         if model is None or tokenizer is None: raise ValueError('StoryWidget needs a model and a tokenizer, or checkpoint=DIR')
         self.model, self.tokenizer, self.text = model, tokenizer, ''
         style, wide = {'description_width': '90px'}, widgets.Layout(width='100%')
