@@ -184,9 +184,10 @@ def load_model_and_tokenizer(path, device='cpu', dtype=None):
 # %% ../nbs/06_generate.ipynb #9fe0934c
 def generate_command(args):
     "Run `tinystories generate`: print the prompt, then stream its continuation."
-    try: check_sampling_args(args.temperature, args.top_k, args.top_p, args.max_new_tokens)
-    except ValueError as e: sys.exit(f'tinystories generate: {e}')
-    model, tokenizer = load_model_and_tokenizer(args.checkpoint, args.device, getattr(torch, args.dtype))
+    try:
+        check_sampling_args(args.temperature, args.top_k, args.top_p, args.max_new_tokens)
+        model, tokenizer = load_model_and_tokenizer(args.checkpoint, args.device, getattr(torch, args.dtype))
+    except (ValueError, FileNotFoundError) as e: sys.exit(f'tinystories generate: {e}')
     print(args.prompt, end='', flush=True)
     for piece in stream_generate(model, tokenizer, args.prompt, args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.seed):
         print(piece, end='', flush=True)
