@@ -5,10 +5,10 @@
 # %% auto #0
 __all__ = ['HASH_BASE', 'powers_mod_2_64', 'inverse_mod_2_64', 'NgramHasher', 'concat_ranges', 'TrainingIndex', 'memorization']
 
-# %% ../nbs/09_study.ipynb #dc434d27
+# %% ../nbs/09_study.ipynb #ab8b3eba
 import numpy as np
 
-# %% ../nbs/09_study.ipynb #630fdf3d
+# %% ../nbs/09_study.ipynb #1ac21b26
 HASH_BASE = np.uint64(0x9E3779B97F4A7C15)  # odd, so invertible mod 2**64
 
 def powers_mod_2_64(n, base):
@@ -22,7 +22,7 @@ def inverse_mod_2_64(b):
     for _ in range(6): x = x * (2 - b * x) % 2**64   # Newton's step doubles the number of correct low bits
     return np.uint64(x)
 
-# %% ../nbs/09_study.ipynb #09061a6b
+# %% ../nbs/09_study.ipynb #58fdf245
 class NgramHasher:
     "The hash of every n-gram of a token array, for any `n`, by a rolling (Rabin-Karp) hash in uint64."
     def __init__(self, tokens):
@@ -37,7 +37,7 @@ class NgramHasher:
         if m <= 0: return np.zeros(0, np.uint64)
         with np.errstate(over='ignore'): return (self.prefix[n:n+m] - self.prefix[:m]) * self.unshift[:m]
 
-# %% ../nbs/09_study.ipynb #f70b2d38
+# %% ../nbs/09_study.ipynb #bad726a7
 def concat_ranges(starts, stops):
     "`np.concatenate([np.arange(a, b) for a, b in zip(starts, stops)])`, without the Python loop."
     lens = stops - starts
@@ -97,7 +97,7 @@ class TrainingIndex:
         best = int(counts.argmax())
         return counts[best] / len(q), best
 
-# %% ../nbs/09_study.ipynb #dbbb8a7e
+# %% ../nbs/09_study.ipynb #045f22a6
 def memorization(index, stories):
     "Longest shared run (tokens) and closest-story n-gram overlap of each token list in `stories`, as two arrays."
     runs = np.array([index.longest_shared_run(s) for s in stories])
