@@ -6,14 +6,14 @@
 __all__ = ['token_count', 'sampled_max_id', 'check_token_ids', 'window_offsets', 'gather_windows', 'eval_offsets', 'to_device',
            'TokenFile', 'loader_state']
 
-# %% ../nbs/07_loader.ipynb #df697314
+# %% ../nbs/07_loader.ipynb #358d59ed
 import math
 from pathlib import Path
 import numpy as np
 import torch
 from .pretokenize import read_sidecar, sidecar_path
 
-# %% ../nbs/07_loader.ipynb #18bf583c
+# %% ../nbs/07_loader.ipynb #b8b92530
 def token_count(path):
     "Number of `uint16` tokens in the flat token file `path`, after checking it can be one."
     path = Path(path)
@@ -23,7 +23,7 @@ def token_count(path):
     if size % 2: raise ValueError(f'{path} has an odd size ({size:,} bytes): a flat uint16 token file has 2 bytes per token; is it truncated or another format?')
     return size // 2
 
-# %% ../nbs/07_loader.ipynb #7c1db3cf
+# %% ../nbs/07_loader.ipynb #9ed56ac1
 def sampled_max_id(tokens, sample=2**20, chunks=64):
     "The largest id in `tokens`: exact when it has at most `sample` tokens, else over `chunks` evenly spaced chunks."
     n = len(tokens)
@@ -32,7 +32,7 @@ def sampled_max_id(tokens, sample=2**20, chunks=64):
     starts = np.linspace(0, n - size, chunks).astype(np.int64)
     return max(int(tokens[s:s+size].max()) for s in starts)
 
-# %% ../nbs/07_loader.ipynb #7f88864c
+# %% ../nbs/07_loader.ipynb #cecafc9f
 def check_token_ids(path, tokens, sidecar=None, vocab_size=None, tokenizer_sha256=None):
     "Raise a ValueError naming `path` if its ids don't fit `vocab_size` or its `sidecar` names another tokenizer than `tokenizer_sha256`."
     side = sidecar_path(path)
@@ -52,26 +52,26 @@ def check_token_ids(path, tokens, sidecar=None, vocab_size=None, tokenizer_sha25
         raise ValueError(f'{path} holds token id {top:,} but the model has only {vocab_size:,} ids (0..{vocab_size-1:,}): '
                          'the file was made with a larger tokenizer; prepare it with the model\'s tokenizer')
 
-# %% ../nbs/07_loader.ipynb #c250bc3a
+# %% ../nbs/07_loader.ipynb #a7319b2f
 def window_offsets(seed, step, n_windows, n_tokens, context):
     "Start offsets of the `n_windows` random training windows of `context+1` tokens at `step`, a pure function of the arguments."
     # numpy's SeedSequence mixes the pair into an independent stream per step
     rng = np.random.default_rng([seed, step])
     return rng.integers(0, n_tokens - context, size=n_windows)
 
-# %% ../nbs/07_loader.ipynb #aa62d695
+# %% ../nbs/07_loader.ipynb #712f9b67
 def gather_windows(tokens, offsets, context):
     "Inputs `x` and targets `y` (int64, `(len(offsets), context)`) of the windows of `context+1` tokens at `offsets`."
     # one fancy index reads all windows from the memmap into a fresh array; nothing keeps a view into the mapping
     buf = torch.from_numpy(tokens[offsets[:, None] + np.arange(context + 1)].astype(np.int64))
     return buf[:, :-1].contiguous(), buf[:, 1:].contiguous()
 
-# %% ../nbs/07_loader.ipynb #c65b0014
+# %% ../nbs/07_loader.ipynb #a007bd81
 def eval_offsets(n_tokens, context):
     "Start offsets of the sequential, non-overlapping evaluation windows of `context+1` tokens over `n_tokens` tokens."
     return np.arange(0, n_tokens - context, context)
 
-# %% ../nbs/07_loader.ipynb #2b4f18ad
+# %% ../nbs/07_loader.ipynb #37e85934
 def to_device(t, device=None):
     "`t` on `device` (unchanged if None); through pinned memory to CUDA so the copy can overlap compute."
     if device is None: return t
@@ -79,7 +79,7 @@ def to_device(t, device=None):
     if device.type == 'cuda': return t.pin_memory().to(device, non_blocking=True)
     return t.to(device)
 
-# %% ../nbs/07_loader.ipynb #ffb3983a
+# %% ../nbs/07_loader.ipynb #4ddbd515
 class TokenFile:
     "A flat `uint16` token file, mapped once, read as random training windows or sequential evaluation windows."
     def __init__(self, path, vocab_size=None, tokenizer_sha256=None, context=None):
@@ -123,7 +123,7 @@ class TokenFile:
             x, y = gather_windows(self.tokens, offs[i*batch_size:(i+1)*batch_size], context)
             yield to_device(x, device), to_device(y, device)
 
-# %% ../nbs/07_loader.ipynb #a3c716dc
+# %% ../nbs/07_loader.ipynb #b94c738d
 def loader_state(seed, step):
     "Everything needed to resume the loader: batches are a pure function of (seed, step), so just those."
     return dict(seed=int(seed), step=int(step))
