@@ -6,7 +6,7 @@
 __all__ = ['COMMAND_MODULES', 'build_parser', 'main']
 
 # %% ../nbs/10_cli.ipynb #025049e6
-import argparse, importlib, importlib.util, sys
+import argparse, importlib
 
 # %% ../nbs/10_cli.ipynb #571bb440
 COMMAND_MODULES = ['data', 'tokenizer', 'pretokenize', 'train', 'generate']
@@ -17,10 +17,7 @@ def build_parser():
     parser = argparse.ArgumentParser(prog='tinystories',
         description='Reproduce TinyStories: download the data, trim the tokenizer, prepare token files, train, generate.')
     sub = parser.add_subparsers(dest='command', metavar='COMMAND', required=True)
-    for name in COMMAND_MODULES:
-        # TODO(before landing): drop this skip once every module exists
-        if importlib.util.find_spec(f'tinystories.{name}') is None: continue
-        importlib.import_module(f'tinystories.{name}').add_commands(sub)
+    for name in COMMAND_MODULES: importlib.import_module(f'tinystories.{name}').add_commands(sub)
     return parser
 
 # %% ../nbs/10_cli.ipynb #a010c1dd
