@@ -88,7 +88,8 @@ def main():
     data = token_file(args.data, args.context, vocab_size)
     name = torch.cuda.get_device_name(device) if device.type == 'cuda' else f'{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads'
     print(f'# bench/train.py on {name}; torch {torch.__version__}; load average {os.getloadavg()[0]:.2f}' if hasattr(os, 'getloadavg') else '')
-    print(f'# batch {args.batch_size} x context {args.context}, vocab {vocab_size}, {args.steps} timed steps after {args.warmup}, compile={args.compile}')
+    print(f'# batch {args.batch_size} x context {args.context}, vocab {vocab_size}, {args.steps} timed steps after {args.warmup}, compile={args.compile}; '
+          f'batches from {data.path}' + ('' if data.path == Path(args.data) else ' (random ids: no token file at --data)'))
     peaks = {dt: peak_matmul_flops(torch.float32 if dt == 'fp32' else torch.bfloat16, device, args.matmul_n) for dt in args.dtypes}
     for dt, f in peaks.items(): print(f'# peak {dt} matmul ({args.matmul_n}^3): {f / 1e9:,.1f} GFLOP/s')
     print(f"| preset | params | dtype | tokens/s | model GFLOP/s | peak GFLOP/s | MFU |\n|---|---:|---|---:|---:|---:|---:|")

@@ -11,7 +11,7 @@ __all__ = ['CKPT_RE', 'HELP', 'TrainConfig', 'read_config_file', 'resolve_config
            'corpus_files', 'prepare_sample', 'option_type', 'add_train_options', 'config_from_args', 'train_command',
            'evaluate_command', 'add_commands']
 
-# %% ../nbs/08_train.ipynb #9c677da4
+# %% ../nbs/08_train.ipynb #fff498cc
 import argparse, contextlib, json, math, os, random, re, shutil, signal, sys, time, uuid
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
@@ -26,7 +26,7 @@ from .tokenizer import load_tokenizer, tokenizer_sha256, trim_tokenizer
 from .pretokenize import prepare
 from .loader import TokenFile, loader_state
 
-# %% ../nbs/08_train.ipynb #1276d8eb
+# %% ../nbs/08_train.ipynb #64c89b53
 @dataclass
 class TrainConfig:
     "Everything a training run needs; saved with the run as `config.resolved.json` and in every checkpoint."
@@ -41,11 +41,11 @@ class TrainConfig:
     max_steps: int = 500           # the schedule is planned for this many optimizer steps
     stop_after: int | None = None  # end this session after this step with a checkpoint; --resume continues
     batch_size: int = 16           # sequences per micro-step, summed over all processes
-    context: int = 256
+    context: int = 128
     grad_accum: int = 1            # micro-steps per optimizer step
     tokens_per_step: int | None = None  # if set, grad_accum = tokens_per_step / (batch_size * context)
-    lr: float = 2e-3
-    min_lr: float = 2e-4
+    lr: float = 3e-3
+    min_lr: float = 3e-4
     warmup_steps: int = 30
     weight_decay: float = 0.1
     beta1: float = 0.9
@@ -63,7 +63,7 @@ class TrainConfig:
     wandb_project: str = 'tinystories'
     sample_tokens: int = 200       # length of the story printed at the end (0: none)
 
-# %% ../nbs/08_train.ipynb #89809452
+# %% ../nbs/08_train.ipynb #21f80fad
 def read_config_file(path):
     "The dict of `TrainConfig` fields in the TOML, JSON or YAML file `path`."
     path = Path(path)
@@ -84,7 +84,7 @@ def read_config_file(path):
     if unknown := sorted(set(d) - known): raise ValueError(f'{path}: unknown config keys {unknown}; the keys are the TrainConfig fields: {sorted(known)}')
     return d
 
-# %% ../nbs/08_train.ipynb #89249dc0
+# %% ../nbs/08_train.ipynb #00729d34
 def resolve_config(config_file=None, base=None, **overrides):
     "A checked `TrainConfig`: `base` (or the defaults) < `config_file` < the `overrides` that are not None."
     d = asdict(base) if base is not None else asdict(TrainConfig())
@@ -110,13 +110,13 @@ def check_config(cfg):
         cfg.grad_accum, cfg.tokens_per_step = cfg.tokens_per_step // per_micro, None
     return cfg
 
-# %% ../nbs/08_train.ipynb #6d7610e8
+# %% ../nbs/08_train.ipynb #2d2ba211
 def model_config(cfg, vocab_size):
     "The `GPTConfig` of the run `cfg` for a tokenizer of `vocab_size` ids."
     shape = {k: getattr(cfg, k) for k in ('n_embd', 'n_layer', 'n_head') if getattr(cfg, k) is not None}
     return preset_config(cfg.preset, vocab_size, context=cfg.context, **shape)
 
-# %% ../nbs/08_train.ipynb #89046289
+# %% ../nbs/08_train.ipynb #f0fe7be6
 def param_groups(model, weight_decay):
     "AdamW parameter groups: `weight_decay` on the matrices (>= 2-D), none on biases and norm gains."
     params = [p for p in model.parameters() if p.requires_grad]
@@ -128,7 +128,7 @@ def make_optimizer(model, cfg):
     # fused: one pass over each parameter instead of a dozen; on CPU it is several times faster than foreach
     return torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=True)
 
-# %% ../nbs/08_train.ipynb #c39a8728
+# %% ../nbs/08_train.ipynb #d1013f05
 def lr_at(step, lr, min_lr, warmup_steps, max_steps):
     "Learning rate of optimizer step `step` (0-based): linear warmup to `lr`, then cosine decay to `min_lr` at `max_steps`."
     if step < warmup_steps: return lr * (step + 1) / warmup_steps
@@ -136,13 +136,13 @@ def lr_at(step, lr, min_lr, warmup_steps, max_steps):
     progress = (step - warmup_steps) / max(1, max_steps - warmup_steps)
     return min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (lr - min_lr)
 
-# %% ../nbs/08_train.ipynb #9ab99260
+# %% ../nbs/08_train.ipynb #9c0e855d
 def lm_loss(logits, targets, reduction='mean'):
     "Cross-entropy of next-token `logits` (B, T, V) against `targets` (B, T), computed in fp32."
     loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction=reduction)
     return loss if reduction == 'mean' else loss.view(targets.shape)
 
-# %% ../nbs/08_train.ipynb #87211cd3
+# %% ../nbs/08_train.ipynb #c51530c4
 def autocast(device, dtype):
     "The autocast context of the run: bf16 when `dtype == 'bf16'`, else plain fp32."
     return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=dtype == 'bf16')
@@ -171,7 +171,7 @@ def evaluate(model, data, batch_size, context, max_batches=None, n_buckets=8, dt
     pos_loss = (pos_sum / n_windows).cpu().numpy()
     return dict(loss=float(pos_loss.mean()), by_position=buckets(pos_loss, n_buckets))
 
-# %% ../nbs/08_train.ipynb #6e9f6516
+# %% ../nbs/08_train.ipynb #a0f40da0
 def rng_state():
     "The states of every random generator a run touches."
     return dict(python=random.getstate(), numpy=np.random.get_state(), torch=torch.get_rng_state(),
@@ -182,7 +182,7 @@ def set_rng_state(state):
     random.setstate(state['python']); np.random.set_state(state['numpy']); torch.set_rng_state(state['torch'])
     if state.get('cuda') is not None and torch.cuda.is_available(): torch.cuda.set_rng_state_all(state['cuda'])
 
-# %% ../nbs/08_train.ipynb #c0287b9a
+# %% ../nbs/08_train.ipynb #7d3b22fb
 CKPT_RE = re.compile(r'ckpt-(\d+)$')
 
 def checkpoints(out):
@@ -202,7 +202,7 @@ def tokenizer_file(path):
     path = Path(path)
     return path/'tokenizer.json' if path.is_dir() else path
 
-# %% ../nbs/08_train.ipynb #ab346219
+# %% ../nbs/08_train.ipynb #6300600c
 def write_atomic(path, text):
     "Write `text` to `path` through a temporary file and a rename, so a reader never sees half of it."
     path = Path(path); tmp = path.with_name(f'.{path.name}.tmp')
@@ -240,7 +240,7 @@ def load_checkpoint(ckpt, model, optimizer=None):
     set_rng_state(state['rng'])
     return state
 
-# %% ../nbs/08_train.ipynb #77fc7444
+# %% ../nbs/08_train.ipynb #158dff62
 def read_metrics(run):
     "The records of the run folder `run`'s `metrics.jsonl`, in order."
     path = Path(run)/'metrics.jsonl'
@@ -258,7 +258,7 @@ class MetricsLog:
         self.f.write(json.dumps(record) + '\n'); self.f.flush()
     def close(self): self.f.close()
 
-# %% ../nbs/08_train.ipynb #be448673
+# %% ../nbs/08_train.ipynb #0aa3982d
 def plot_losses(run, ax=None, save=True):
     "Plot the training and validation loss of the run folder `run`; save it as `run/loss.png` when `save`."
     import matplotlib.pyplot as plt  # here, not at the top: it costs seconds of every command's start
@@ -276,7 +276,7 @@ def plot_losses(run, ax=None, save=True):
     if save: ax.figure.savefig(Path(run)/'loss.png', dpi=120, bbox_inches='tight')
     return ax
 
-# %% ../nbs/08_train.ipynb #ef72a19f
+# %% ../nbs/08_train.ipynb #48dc22f9
 def wandb_mode():
     "'online' when W&B credentials are configured, else 'offline'; the WANDB_MODE variable wins."
     if mode := os.environ.get('WANDB_MODE'): return mode
@@ -292,7 +292,7 @@ def start_wandb(cfg, out):
     return wandb.init(project=cfg.wandb_project, name=Path(out).name, id=id_file.read_text().strip(), resume='allow',
                       config=asdict(cfg), dir=str(out), mode=wandb_mode())
 
-# %% ../nbs/08_train.ipynb #608fabb0
+# %% ../nbs/08_train.ipynb #1efe31cb
 class StopSignals:
     "Context manager: SIGINT/SIGTERM set `.requested` instead of killing; the previous handlers come back on exit."
     def __init__(self): self.requested, self.old = None, {}
@@ -307,7 +307,7 @@ class StopSignals:
     def __exit__(self, *exc):
         for s, h in self.old.items(): signal.signal(s, h)
 
-# %% ../nbs/08_train.ipynb #600958de
+# %% ../nbs/08_train.ipynb #2815efde
 def init_distributed():
     "(rank, local_rank, world_size) of this process, joining torchrun's process group when there is one."
     world_size = int(os.environ.get('WORLD_SIZE', 1))
@@ -322,7 +322,7 @@ def pick_device(device, local_rank=0):
     if device != 'auto': return torch.device(device)
     return torch.device(f'cuda:{local_rank}') if torch.cuda.is_available() else torch.device('cpu')
 
-# %% ../nbs/08_train.ipynb #a52f4b5a
+# %% ../nbs/08_train.ipynb #78c01607
 class TrainingDiverged(RuntimeError):
     "The loss or the gradient became NaN or infinite; the run stopped without saving."
 
@@ -340,7 +340,7 @@ def accumulate_gradients(net, data, step, cfg, rank, world_size, device):
         total += loss.detach()
     return total
 
-# %% ../nbs/08_train.ipynb #f694c72c
+# %% ../nbs/08_train.ipynb #4b39b654
 def check_resumable(ckpt, model):
     "Raise a ValueError if the checkpoint `ckpt` holds a model of another shape than `model`."
     saved = json.loads((Path(ckpt)/'config.json').read_text())
@@ -353,7 +353,7 @@ def sample_story(model, tokenizer, max_new_tokens, seed=0, prompt='Once upon a t
     from tinystories.generate import generate
     return prompt + generate(model, tokenizer, prompt, max_new_tokens=max_new_tokens, temperature=0.8, top_k=None, seed=seed)
 
-# %% ../nbs/08_train.ipynb #077c976f
+# %% ../nbs/08_train.ipynb #b545ce5e
 def train(cfg, resume=False):
     "Train the run `cfg`, from its latest checkpoint when `resume`; return a summary dict. Works alone or under torchrun."
     rank, local_rank, world_size = init_distributed()
@@ -447,7 +447,7 @@ def train(cfg, resume=False):
     finally:
         if world_size > 1 and dist.is_initialized(): dist.destroy_process_group()
 
-# %% ../nbs/08_train.ipynb #054ce7f5
+# %% ../nbs/08_train.ipynb #aa602ced
 def corpus_files(data_dir, split, max_stories):
     "The `split` stories of the sample: the first `max_stories` of TinyStories (cached or downloaded), else local `*split*.txt` files."
     d = Path(data_dir)/'tinystories'
@@ -471,7 +471,7 @@ def prepare_sample(data_dir='data', train_files=None, valid_files=None, max_trai
         if not valid_bin.is_file(): prepare(valid_files, tok_dir, valid_bin)
     return train_bin, valid_bin, tok_dir
 
-# %% ../nbs/08_train.ipynb #1158f12f
+# %% ../nbs/08_train.ipynb #1dae637d
 HELP = dict(preset='model shape, one of: ' + ', '.join(PRESETS), n_embd='model width (overrides the preset)', n_layer='number of blocks (overrides the preset)',
             n_head='attention heads (overrides the preset)', grad_accum='micro-steps per optimizer step', lr='peak learning rate (after warmup)',
             warmup_steps='steps of linear warmup', weight_decay='AdamW weight decay of the matrices', grad_clip='clip the gradient to this norm',
@@ -498,7 +498,7 @@ def add_train_options(p):
         if t is bool: p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help)
         else: p.add_argument(flag, type=t, default=None, metavar=t.__name__.upper(), help=help)
 
-# %% ../nbs/08_train.ipynb #b4b6e432
+# %% ../nbs/08_train.ipynb #f3b61524
 def config_from_args(args):
     "The resolved `TrainConfig` of parsed `tinystories train` arguments (the saved run config is the base under --resume)."
     given = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
@@ -536,7 +536,7 @@ def evaluate_command(args):
     for a, b, l in ev['by_position']: print(f'{a:>4}-{b:<6} {l:.4f}')
     print(f"loss {ev['loss']:.6f}")
 
-# %% ../nbs/08_train.ipynb #16cdb223
+# %% ../nbs/08_train.ipynb #b217570b
 def add_commands(sub):
     "Add the `train` and `evaluate` subcommands."
     p = sub.add_parser('train', help='train a model (no options: the 1M preset on a TinyStories sample, minutes on a CPU)',
