@@ -43,6 +43,9 @@ def load_base_tokenizer(base=BASE):
             raise FileNotFoundError(f'{path} holds neither tokenizer.json nor vocab.json + merges.txt: '
                                     f'point --base at a folder with GPT-Neo\'s tokenizer files, or pass a Hub id like {BASE}')
     elif path.exists(): raise ValueError(f'{path} is a file; the base tokenizer is a folder or a Hub id like {BASE}')
+    elif isinstance(base, Path) or str(base).startswith(('.', '/', '~')) or str(base).count('/') != 1:
+        # a Hub id is exactly "owner/name": anything else was meant as a local folder
+        raise FileNotFoundError(f'{base}: no such tokenizer folder (and not a Hub id like {BASE})')
     else:
         from huggingface_hub import hf_hub_download
         vocab, merges = (Path(hf_hub_download(base, f)) for f in ('vocab.json', 'merges.txt'))
