@@ -507,7 +507,7 @@ def config_from_args(args):
     if args.resume and saved.is_file():
         base = TrainConfig(**{**json.loads(saved.read_text())['train'], 'stop_after': None})  # a stop belongs to one session
         cfg = resolve_config(args.config, base=base, **given)
-    elif given['train'] is None and cfg.train == TrainConfig.train:  # no data given: the sample pipeline
+    elif given['train'] is None and 'train' not in (read_config_file(args.config) if args.config else {}):  # no data given: the sample pipeline
         cfg.train, cfg.valid, cfg.tokenizer = map(str, prepare_sample(args.data_dir))
     return cfg
 
