@@ -34,7 +34,7 @@ def child(mode, files, tokenizer, out):
     rss_before = status_mb('VmRSS') or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if mode == 'prepare':
         t0 = time.perf_counter()
-        prepare(files, tok, out)
+        prepare(files, tok, out, force=True)  # each repeat writes the same file
         secs = time.perf_counter() - t0
         meta = read_sidecar(out)
         n_tokens, n_stories = meta['n_tokens'] - meta['n_stories'], meta['n_stories']  # count text tokens, not separators

@@ -197,7 +197,7 @@ def atomic_path(path):
         replace_path(tmp, path)
     except BaseException as e:
         remove_path(tmp)
-        if is_disk_full(e):
+        if is_disk_full(e) and not isinstance(e, DiskFullError):  # an inner atomic_path said it already
             free = shutil.disk_usage(path.parent).free
             kept = f'the existing {path} is intact' if path.exists() else f'nothing was written to {path}'
             raise DiskFullError(f'the disk is full: writing {path} failed ({type(e).__name__}: {str(e).strip()[:120]}) with {free:,} bytes '
