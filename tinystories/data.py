@@ -6,7 +6,7 @@
 __all__ = ['DATA_DIR', 'EOT', 'HUB_REPO', 'HUB_FILES', 'DISK_FULL', 'CorpusError', 'decode_story', 'stories_from_chunks',
            'check_file', 'file_chunks', 'jsonl_stories', 'CorpusWarning', 'warn_if_one_story', 'iter_stories',
            'read_stories', 'CorpusStats', 'corpus_stats', 'DiskFullError', 'is_disk_full', 'remove_path', 'temp_path',
-           'remove_stale_temps', 'replace_path', 'atomic_path', 'write_atomic', 'hub_filename', 'hub_url',
+           'remove_stale_temps', 'replace_path', 'atomic_path', 'write_atomic', 'load_json', 'hub_filename', 'hub_url',
            'DownloadError', 'open_url', 'fetch_rest', 'download_file', 'remote_chunks', 'write_first_stories',
            'sample_path', 'local_source', 'download_tinystories', 'download_command', 'add_commands']
 
@@ -210,6 +210,13 @@ def write_atomic(path, data, encoding='utf-8'):
         if isinstance(data, str): tmp.write_text(data, encoding=encoding)
         else: tmp.write_bytes(data)
     return Path(path)
+
+def load_json(path, what, fix):
+    "The JSON value in the file `path`; a ValueError names the file, what it should hold (`what`) and what to do (`fix`) when it is not JSON."
+    try: return json.loads(Path(path).read_text(encoding='utf-8'))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f'{path} is not valid JSON ({e}); it should hold {what}: {fix}') from None
+
 
 # %% ../nbs/00_data.ipynb #699919bf
 def hub_filename(split='valid', version='v1'):
