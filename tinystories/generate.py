@@ -8,7 +8,7 @@ __all__ = ['check_sampling_args', 'filter_logits', 'sample_next', 'TextStream', 
            'load_model_and_tokenizer', 'generate_command', 'add_commands', 'StoryWidget']
 
 # %% ../nbs/06_generate.ipynb #070aaac9
-import argparse, html, sys, time, warnings
+import argparse, html, math, sys, time, warnings
 from pathlib import Path
 import torch, torch.nn.functional as F
 import ipywidgets as widgets
@@ -18,7 +18,8 @@ from .tokenizer import EOT, eot_id, load_tokenizer
 # %% ../nbs/06_generate.ipynb #f0eac3b2
 def check_sampling_args(temperature=1.0, top_k=None, top_p=None, max_new_tokens=1):
     "Raise a `ValueError` that says which sampling setting is out of range and what is allowed."
-    if temperature is None or temperature < 0: raise ValueError(f'temperature={temperature}: must be >= 0 (0 means greedy)')
+    if temperature is None or not (math.isfinite(temperature) and temperature >= 0):  # NaN fails every comparison
+        raise ValueError(f'temperature={temperature}: must be a finite number >= 0 (0 means greedy)')
     if top_k is not None and top_k < 0: raise ValueError(f'top_k={top_k}: must be a positive number of tokens, or 0/None for no top-k')
     if top_p is not None and not 0 < top_p <= 1: raise ValueError(f'top_p={top_p}: must be in (0, 1], or None for no top-p')
     if max_new_tokens is None or max_new_tokens < 1: raise ValueError(f'max_new_tokens={max_new_tokens}: must be at least 1')

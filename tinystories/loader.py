@@ -7,7 +7,7 @@ __all__ = ['token_count', 'sampled_max_id', 'check_token_ids', 'window_offsets',
            'TokenFile', 'loader_state']
 
 # %% ../nbs/07_loader.ipynb #358d59ed
-import math
+import math, warnings
 from pathlib import Path
 import numpy as np
 import torch
@@ -87,6 +87,10 @@ class TokenFile:
         n = token_count(self.path)
         self.tokens = np.memmap(self.path, dtype=np.uint16, mode='r', shape=(n,))
         self.sidecar = read_sidecar(self.path)
+        if self.sidecar is None and tokenizer_sha256 is not None:
+            warnings.warn(f'{self.path} has no sidecar {sidecar_path(self.path)}, so nothing says which tokenizer made it: it CANNOT be checked '
+                          'against the tokenizer in use, and a file made with another tokenizer trains and evaluates without error, to a '
+                          'meaningless loss. Make token files with `tinystories prepare`, which writes the sidecar', stacklevel=2)
         check_token_ids(self.path, self.tokens, self.sidecar, vocab_size, tokenizer_sha256)
         self.vocab_size = vocab_size
         if context is not None: self.check_context(context)
