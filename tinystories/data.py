@@ -151,7 +151,7 @@ DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 def is_disk_full(e):
     "Whether the exception `e` means the disk (or the file size limit) is full; torch's writer reports it as a RuntimeError."
-    return getattr(e, 'errno', None) in DISK_FULL or any(s in str(e) for s in ('No space left', 'File too large', 'Disk quota', 'unexpected pos'))
+    return getattr(e, 'errno', None) in DISK_FULL or any(s in str(e) for s in ('No space left', 'File too large', 'Disk quota', 'unexpected pos', 'file write failed'))
 
 def remove_path(p):
     "Remove the file or folder `p`, if it is there."
