@@ -6,9 +6,10 @@
 __all__ = ['DATA_DIR', 'EOT', 'HUB_REPO', 'HUB_FILES', 'DISK_FULL', 'CorpusError', 'decode_story', 'stories_from_chunks',
            'check_file', 'file_chunks', 'jsonl_stories', 'CorpusWarning', 'warn_if_one_story', 'iter_stories',
            'read_stories', 'CorpusStats', 'corpus_stats', 'DiskFullError', 'is_disk_full', 'remove_path', 'temp_path',
-           'remove_stale_temps', 'replace_path', 'atomic_path', 'write_atomic', 'load_json', 'hub_filename', 'hub_url',
-           'DownloadError', 'open_url', 'fetch_rest', 'download_file', 'remote_chunks', 'write_first_stories',
-           'sample_path', 'local_source', 'download_tinystories', 'download_command', 'add_commands']
+           'remove_stale_temps', 'current_umask', 'give_normal_mode', 'replace_path', 'atomic_path', 'write_atomic',
+           'load_json', 'hub_filename', 'hub_url', 'DownloadError', 'open_url', 'fetch_rest', 'download_file',
+           'remote_chunks', 'write_first_stories', 'sample_path', 'local_source', 'download_tinystories',
+           'download_command', 'add_commands']
 
 # %% ../nbs/00_data.ipynb #51006d40
 import errno, glob, json, os, re, secrets, shutil, time, urllib.request, warnings
@@ -179,6 +180,16 @@ def remove_stale_temps(folder, name):
         remove_path(p); removed.append(p)
     return removed
 
+def current_umask():
+    "The process's file mode creation mask (read from /proc where it can be, since setting it to read it races with other threads)."
+    try: return int(next(l for l in Path('/proc/self/status').read_text().splitlines() if l.startswith('Umask:')).split()[1], 8)
+    except (OSError, StopIteration): m = os.umask(0); os.umask(m); return m
+
+def give_normal_mode(tmp, path):
+    "Give the new file `tmp` the mode of the `path` it replaces, else the mode the umask gives a new file (some writers create 0600)."
+    if not Path(tmp).is_file(): return
+    os.chmod(tmp, Path(path).stat().st_mode & 0o7777 if Path(path).is_file() else 0o666 & ~current_umask())
+
 def replace_path(tmp, path):
     "Move the complete file or folder `tmp` to `path`; an existing folder `path` is moved aside first and removed last."
     if Path(path).is_dir() and not Path(path).is_symlink():
@@ -194,6 +205,7 @@ def atomic_path(path):
     tmp = temp_path(path)
     try:
         yield tmp
+        give_normal_mode(tmp, path)
         replace_path(tmp, path)
     except BaseException as e:
         remove_path(tmp)

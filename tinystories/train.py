@@ -465,7 +465,8 @@ def train(cfg, resume=False):
             if step >= cfg.max_steps: status = 'done'
         if main:
             if status == 'done':  # the run folder itself becomes the final model folder
-                save_model(model, out); shutil.copyfile(tokenizer_file(cfg.tokenizer), out/'tokenizer.json')
+                save_model(model, out)
+                with atomic_path(out/'tokenizer.json') as tmp: shutil.copyfile(tokenizer_file(cfg.tokenizer), tmp)
             import matplotlib.pyplot as plt
             plt.close(plot_losses(out).figure)
             if status == 'done' and cfg.sample_tokens: print(sample_story(model.eval(), tokenizer, cfg.sample_tokens, seed=cfg.seed))
