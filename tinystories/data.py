@@ -221,6 +221,8 @@ def atomic_path(path):
             kept = f'the existing {path} is intact' if path.exists() else f'nothing was written to {path}'
             raise DiskFullError(f'{no_space(path.parent)}: writing {path} failed ({type(e).__name__}: {str(e).strip()[:120]}); '
                                 f'the partial file was removed and {kept}: free some space and run the command again') from e
+        if isinstance(e, OSError) and str(tmp) in (str(e.filename), str(e.filename2)):  # the error would name our hidden temporary name
+            raise OSError(f'cannot write {path}: {e.strerror} ({type(e).__name__}); write to a folder that exists and that you may write to') from e
         raise
 
 def write_atomic(path, data, encoding='utf-8'):
