@@ -8,13 +8,14 @@ __all__ = ['CATEGORIES', 'PROBES_FILE', 'CHANCE', 'FIELDS', 'Probe', 'ProbeFileE
            'ProbeResult', 'score_probes', 'wilson_interval', 'accuracy_table', 'format_table', 'greedy_completion',
            'probe_report', 'probe_command', 'add_commands']
 
-# %% ../nbs/12_probes.ipynb #eb6e9e16
+# %% ../nbs/12_probes.ipynb #39c353c6
 import argparse, json, math, re, sys, time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 import torch, torch.nn.functional as F
 import tinystories
+from .hf import load_text_model
 
 # %% ../nbs/12_probes.ipynb #c4a77da7
 CATEGORIES = ('knowledge', 'reasoning', 'context')
@@ -188,7 +189,7 @@ def greedy_completion(model, prompt, max_new_tokens=10):
         ids.append(nxt); new.append(nxt)
     return model.decode(new)
 
-# %% ../nbs/12_probes.ipynb #ddb44057
+# %% ../nbs/12_probes.ipynb #0f1d7bf9
 def probe_report(model, probes, batch_size=32):
     "Score `probes` with `model` and return `(results, table text)`, the table titled with the model, its size and the items/s."
     start = time.perf_counter()
@@ -199,7 +200,6 @@ def probe_report(model, probes, batch_size=32):
 
 def probe_command(args):
     "Run `tinystories probe`: print the accuracy table of a model on the probe set."
-    from .hf import load_text_model
     try:
         probes = load_probes(args.probes)
         model = load_text_model(args.checkpoint, args.device, args.dtype)
