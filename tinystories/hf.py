@@ -4,7 +4,8 @@
 
 # %% auto #0
 __all__ = ['HF_MISSING', 'DTYPES', 'require_transformers', 'TransformersLM', 'TextModel', 'is_our_checkpoint', 'is_hub_id',
-           'load_transformers_model', 'load_text_model']
+           'load_transformers_model', 'load_text_model', 'neox_config', 'neox_qkv_rows', 'to_neox', 'write_json',
+           'export_transformers', 'export_command']
 
 # %% ../nbs/11_hf.ipynb #b7fe397a
 import argparse, inspect, json, math, os, sys, tempfile
@@ -122,3 +123,77 @@ def load_text_model(spec, device='cpu', dtype='fp32'):
     if Path(spec).is_dir() or is_hub_id(spec):
         return TextModel(spec, *load_transformers_model(spec, device, DTYPES[dtype]))
     raise FileNotFoundError(f'{spec}: no such checkpoint or model folder, and not a Hub id like roneneldan/TinyStories-33M')
+
+# %% ../nbs/11_hf.ipynb #46cb5e9d
+def neox_config(c: GPTConfig, eot):
+    "The `transformers.GPTNeoXConfig` that computes what a `GPT` of config `c` computes, `eot` as its bos and eos."
+    tr = require_transformers()
+    return tr.GPTNeoXConfig(
+        vocab_size=c.vocab_size, hidden_size=c.n_embd, num_hidden_layers=c.n_layer, num_attention_heads=c.n_head,
+        intermediate_size=4 * c.n_embd, hidden_act='gelu', rotary_pct=1.0, rotary_emb_base=c.rope_base,
+        max_position_embeddings=c.context, layer_norm_eps=1e-5, use_parallel_residual=False, tie_word_embeddings=c.tie_embeddings,
+        attention_bias=c.bias, hidden_dropout=c.dropout, attention_dropout=c.dropout, bos_token_id=eot, eos_token_id=eot,
+        architectures=['GPTNeoXForCausalLM'])
+
+def neox_qkv_rows(w, n_head):
+    "Our fused qkv weight `(3C, ...)` or bias `(3C,)`, rows `[q heads, k heads, v heads]`, in GPT-NeoX's order: `[q, k, v]` per head."
+    return w.unflatten(0, (3, n_head, -1)).transpose(0, 1).flatten(0, 2)
+
+@torch.no_grad()
+def to_neox(model, eot):
+    "A `transformers.GPTNeoXForCausalLM` holding `model`'s weights (a copy), computing the same logits."
+    tr = require_transformers()
+    c = model.config
+    hf = tr.GPTNeoXForCausalLM(neox_config(c, eot)).eval()
+    def put(dst, src):  # a bias we don't have is a zero bias
+        if dst is not None: dst.copy_(src if src is not None else torch.zeros_like(dst))
+    nx = hf.gpt_neox
+    put(nx.embed_in.weight, model.tok_emb.weight)
+    for ours, theirs in zip(model.blocks, nx.layers):
+        pairs = [(ours.ln1, theirs.input_layernorm), (ours.ln2, theirs.post_attention_layernorm), (ours.attn.proj, theirs.attention.dense),
+                 (ours.mlp.fc, theirs.mlp.dense_h_to_4h), (ours.mlp.proj, theirs.mlp.dense_4h_to_h)]
+        for a, b in pairs: put(b.weight, a.weight); put(b.bias, a.bias)
+        qkv = ours.attn.qkv
+        put(theirs.attention.query_key_value.weight, neox_qkv_rows(qkv.weight, c.n_head))
+        put(theirs.attention.query_key_value.bias, None if qkv.bias is None else neox_qkv_rows(qkv.bias, c.n_head))
+    put(nx.final_layer_norm.weight, model.ln_f.weight); put(nx.final_layer_norm.bias, model.ln_f.bias)
+    if not c.tie_embeddings: put(hf.get_output_embeddings().weight, model.head.weight)
+    return hf
+
+# %% ../nbs/11_hf.ipynb #ff261306
+def write_json(path, update):
+    "Merge the dict `update` into the JSON file `path`."
+    path = Path(path)
+    path.write_text(json.dumps({**json.loads(path.read_text(encoding='utf-8')), **update}, indent=2, ensure_ascii=False) + '\n', encoding='utf-8')
+
+def export_transformers(checkpoint, out):
+    "Write our checkpoint (or a run folder's latest) to the new folder `out` as a transformers GPT-NeoX model with its tokenizer; return `out`."
+    tr = require_transformers()
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise FileExistsError(f'{out} already exists: choose a new --out folder, or remove it first')
+    model, tok = load_model_and_tokenizer(checkpoint)
+    eot, c = eot_id(tok), model.config
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f'.{out.name}.', suffix='.tmp'))
+    try:
+        to_neox(model, eot).save_pretrained(tmp)
+        write_json(tmp / 'config.json', dict(rotary_pct=1.0, rotary_emb_base=c.rope_base))  # transformers 4's names
+        hf_tok = tr.PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=EOT, eos_token=EOT, unk_token=EOT, pad_token=EOT,
+                                            model_max_length=c.context)
+        hf_tok.save_pretrained(tmp)
+        write_json(tmp / 'tokenizer_config.json', dict(tokenizer_class='PreTrainedTokenizerFast'))  # a name every version knows
+        tr.GenerationConfig(bos_token_id=eot, eos_token_id=eot, pad_token_id=eot, do_sample=True, temperature=1.0, top_k=0,
+                            max_new_tokens=200).save_pretrained(tmp)
+        if out.exists(): out.rmdir()  # empty, checked above
+        os.replace(tmp, out)
+    except BaseException:
+        import shutil; shutil.rmtree(tmp, ignore_errors=True); raise
+    return out
+
+# %% ../nbs/11_hf.ipynb #1b4a8a19
+def export_command(args):
+    "Run `tinystories export`."
+    try: out = export_transformers(args.checkpoint, args.out)
+    except (ImportError, ValueError, FileNotFoundError, FileExistsError) as e: sys.exit(f'tinystories export: {e}')
+    print(f'{out}: a transformers GPT-NeoX model; load it with AutoModelForCausalLM.from_pretrained({str(out)!r})')
