@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['HF_MISSING', 'DTYPES', 'require_transformers', 'TransformersLM', 'TextModel', 'is_our_checkpoint', 'is_hub_id',
            'load_transformers_model', 'load_text_model', 'neox_config', 'neox_qkv_rows', 'to_neox', 'write_json',
-           'export_transformers', 'export_command']
+           'export_transformers', 'export_command', 'story_windows', 'story_losses', 'bits_per_byte']
 
 # %% ../nbs/11_hf.ipynb #b7fe397a
 import argparse, inspect, json, math, os, sys, tempfile
@@ -197,3 +197,49 @@ def export_command(args):
     try: out = export_transformers(args.checkpoint, args.out)
     except (ImportError, ValueError, FileNotFoundError, FileExistsError) as e: sys.exit(f'tinystories export: {e}')
     print(f'{out}: a transformers GPT-NeoX model; load it with AutoModelForCausalLM.from_pretrained({str(out)!r})')
+
+# %% ../nbs/11_hf.ipynb #4922e009
+def story_windows(n, context):
+    "`(start, end, first)` windows over a sequence of `n` tokens: feed tokens `start:end`, score the predictions of tokens `first:end`; each of tokens 1..n-1 is scored once."
+    if n <= context: return [(0, n, 1)]
+    windows, first = [(0, context, 1)], context
+    while first < n:
+        end = min(first + context // 2, n)
+        windows.append((end - context, end, first)); first = end
+    return windows
+
+# %% ../nbs/11_hf.ipynb #90f53402
+@torch.inference_mode()
+def story_losses(tm, stories, max_tokens=4096, progress=False):
+    "For each story: (total loss in nats, tokens predicted, UTF-8 bytes), scored by the `TextModel` `tm` as `<eot> story <eot>`."
+    stories = list(stories)
+    rows = []  # (story, token ids of a window, first scored position in it)
+    for i, s in enumerate(stories):
+        seq = [tm.eot_id] + tm.encode(s) + [tm.eot_id]
+        rows += [(i, seq[a:b], f - a) for a, b, f in story_windows(len(seq), tm.context)]
+    rows.sort(key=lambda r: len(r[1]))
+    batches, batch = [], []
+    for r in rows:  # sorted, so the last row of a batch is its longest
+        if batch and (len(batch) + 1) * len(r[1]) > max_tokens: batches.append(batch); batch = []
+        batch.append(r)
+    if batch: batches.append(batch)
+    nats = [0.0] * len(stories)
+    if progress:
+        from tqdm.auto import tqdm
+        batches = tqdm(batches, desc=f'scoring {len(stories)} stories', unit='batch', leave=False)
+    for batch in batches:
+        L = len(batch[-1][1])
+        x = torch.full((len(batch), L), tm.eot_id, dtype=torch.long)
+        for j, (_, ids, _) in enumerate(batch): x[j, :len(ids)] = torch.tensor(ids)
+        logits = tm.logits(x)[:, :-1]
+        target_logp = logits.gather(-1, x[:, 1:, None].to(logits.device)).squeeze(-1) - logits.logsumexp(-1)
+        target_logp = target_logp.double().cpu()
+        for j, (i, ids, first) in enumerate(batch): nats[i] -= target_logp[j, first - 1:len(ids) - 1].sum().item()
+    return [(n, len(tm.encode(s)) + 1, len(s.encode('utf-8'))) for n, s in zip(nats, stories)]
+
+def bits_per_byte(tm, stories, max_tokens=4096, progress=False):
+    "`dict(loss=nats per token, bits_per_byte=, tokens=, bytes=, stories=)` of the `TextModel` `tm` on `stories`, as defined above."
+    per_story = story_losses(tm, stories, max_tokens, progress)
+    if not per_story: raise ValueError('no stories to evaluate')
+    nats, tokens, nbytes = (sum(col) for col in zip(*per_story))
+    return dict(loss=nats / tokens, bits_per_byte=nats / math.log(2) / nbytes, tokens=tokens, bytes=nbytes, stories=len(per_story))
