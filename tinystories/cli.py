@@ -9,7 +9,7 @@ __all__ = ['COMMAND_MODULES', 'build_parser', 'main']
 import argparse, importlib
 
 # %% ../nbs/10_cli.ipynb #571bb440
-COMMAND_MODULES = ['data', 'tokenizer', 'pretokenize', 'train', 'generate']
+COMMAND_MODULES = ['data', 'tokenizer', 'pretokenize', 'train', 'generate', 'hf']
 
 # %% ../nbs/10_cli.ipynb #b7045e18
 def build_parser():

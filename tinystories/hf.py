@@ -4,8 +4,9 @@
 
 # %% auto #0
 __all__ = ['HF_MISSING', 'DTYPES', 'require_transformers', 'TransformersLM', 'TextModel', 'is_our_checkpoint', 'is_hub_id',
-           'load_transformers_model', 'load_text_model', 'neox_config', 'neox_qkv_rows', 'to_neox', 'write_json',
-           'export_transformers', 'export_command', 'story_windows', 'story_losses', 'bits_per_byte']
+           'is_transformers_spec', 'load_transformers_model', 'load_text_model', 'neox_config', 'neox_qkv_rows',
+           'to_neox', 'write_json', 'export_transformers', 'export_command', 'story_windows', 'story_losses',
+           'bits_per_byte', 'evaluate_stories_command', 'add_commands']
 
 # %% ../nbs/11_hf.ipynb #b7fe397a
 import argparse, inspect, json, math, os, sys, tempfile
@@ -100,10 +101,19 @@ def is_hub_id(spec):
     s = str(spec)
     return not Path(s).exists() and s.count('/') == 1 and not s.startswith(('.', '/', '~')) and all(s.split('/'))
 
+def is_transformers_spec(spec):
+    "True when `spec` names a transformers model: a folder whose config.json has a `model_type`, or (no such local path) a Hub id."
+    p = Path(spec)
+    if p.is_dir(): return (p / 'config.json').is_file() and 'model_type' in json.loads((p / 'config.json').read_text(encoding='utf-8'))
+    return is_hub_id(spec)
+
 def load_transformers_model(spec, device='cpu', dtype=None):
     "`(TransformersLM, tokenizers.Tokenizer, end-of-text id)` of a transformers model folder or Hub id."
     tr = require_transformers()
-    hf = tr.AutoModelForCausalLM.from_pretrained(str(spec))
+    try: hf = tr.AutoModelForCausalLM.from_pretrained(str(spec))
+    except OSError as e:  # transformers' message is long; its first line says what went wrong
+        raise FileNotFoundError(f'{spec}: no such local checkpoint or model folder, and no transformers model could be loaded '
+                                f'from the Hub under that id ({str(e).splitlines()[0]})') from None
     try: tok = tr.AutoTokenizer.from_pretrained(str(spec))
     except (OSError, ValueError, TypeError):
         if hf.config.model_type != 'gpt_neo': raise
@@ -120,8 +130,7 @@ def load_text_model(spec, device='cpu', dtype='fp32'):
     if is_our_checkpoint(spec):
         model, tokenizer = load_model_and_tokenizer(spec, device, DTYPES[dtype])
         return TextModel(find_checkpoint(spec), model, tokenizer, eot_id(tokenizer))
-    if Path(spec).is_dir() or is_hub_id(spec):
-        return TextModel(spec, *load_transformers_model(spec, device, DTYPES[dtype]))
+    if is_transformers_spec(spec): return TextModel(spec, *load_transformers_model(spec, device, DTYPES[dtype]))
     raise FileNotFoundError(f'{spec}: no such checkpoint or model folder, and not a Hub id like roneneldan/TinyStories-33M')
 
 # %% ../nbs/11_hf.ipynb #46cb5e9d
@@ -243,3 +252,29 @@ def bits_per_byte(tm, stories, max_tokens=4096, progress=False):
     if not per_story: raise ValueError('no stories to evaluate')
     nats, tokens, nbytes = (sum(col) for col in zip(*per_story))
     return dict(loss=nats / tokens, bits_per_byte=nats / math.log(2) / nbytes, tokens=tokens, bytes=nbytes, stories=len(per_story))
+
+# %% ../nbs/11_hf.ipynb #fd6c62c6
+def evaluate_stories_command(args):
+    "Run `tinystories evaluate --stories`: loss per token and bits per byte over whole stories."
+    from itertools import islice
+    from .data import CorpusError
+    from .train import pick_device
+    try:
+        if args.max_stories is not None and args.max_stories < 1: raise ValueError(f'--max-stories {args.max_stories}: give at least 1')
+        stories = list(islice(iter_stories(args.stories), args.max_stories))
+        tm = load_text_model(args.checkpoint, pick_device(args.device), args.dtype)
+        r = bits_per_byte(tm, stories, progress=True)
+    except (ValueError, FileNotFoundError, ImportError, CorpusError) as e: sys.exit(f'tinystories evaluate: {e}')
+    print(f"{tm.name} ({tm.n_params:,} parameters) on {args.stories}: {r['stories']:,} stories, {r['bytes']:,} bytes, {r['tokens']:,} tokens")
+    print(f"loss per token {r['loss']:.4f} nats")
+    print(f"bits per byte {r['bits_per_byte']:.4f}")
+
+def add_commands(sub):
+    "Add the `export` subcommand (`evaluate --stories` is in `08_train`'s evaluate command)."
+    p = sub.add_parser('export', help='write a checkpoint as a Hugging Face transformers model (GPT-NeoX) with its tokenizer',
+                       description='Write our checkpoint (or the latest one of a run folder) to a new folder that '
+                                   'transformers.AutoModelForCausalLM.from_pretrained and AutoTokenizer.from_pretrained load with no '
+                                   "tinystories code. Needs transformers: pip install 'tinystories[hf]'.")
+    p.add_argument('--checkpoint', type=Path, required=True, help='a checkpoint folder, or a run folder (its latest checkpoint)')
+    p.add_argument('--out', type=Path, required=True, help='the new folder to write (must not exist, or be empty)')
+    p.set_defaults(func=export_command)
