@@ -171,7 +171,7 @@ def find_checkpoint(path):
 
 def load_model_and_tokenizer(path, device='cpu', dtype=None):
     "The model (in `dtype`, if given) and tokenizer of a checkpoint folder or a run folder (its latest checkpoint), or of a transformers model folder or Hub id (`11_hf`)."
-    from .hf import is_transformers_spec, load_transformers_model  # 11_hf: it imports transformers only for such a model
+    from tinystories.hf import is_transformers_spec, load_transformers_model  # 11_hf: it imports transformers only for such a model
     if is_transformers_spec(path): return load_transformers_model(path, device, dtype)[:2]
     ckpt = find_checkpoint(path)
     if not (ckpt / 'tokenizer.json').exists():

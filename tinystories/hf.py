@@ -115,8 +115,9 @@ def load_transformers_model(spec, device='cpu', dtype=None):
         raise FileNotFoundError(f'{spec}: no such local checkpoint or model folder, and no transformers model could be loaded '
                                 f'from the Hub under that id ({str(e).splitlines()[0]})') from None
     try: tok = tr.AutoTokenizer.from_pretrained(str(spec))
-    except (OSError, ValueError, TypeError):
-        if hf.config.model_type != 'gpt_neo': raise
+    except (OSError, ValueError, TypeError): tok = None
+    if tok is None or len(tok) < 256:  # no tokenizer files: some versions of transformers make an empty tokenizer
+        if hf.config.model_type != 'gpt_neo': raise FileNotFoundError(f'{spec}: holds no tokenizer files')
         tok = tr.AutoTokenizer.from_pretrained(BASE)  # the paper's models use GPT-Neo's tokenizer
     if not getattr(tok, 'is_fast', False): raise ValueError(f'{spec}: its tokenizer has no fast (tokenizers) version, which the course needs')
     eot = tok.eos_token_id
@@ -177,10 +178,10 @@ def write_json(path, update):
 
 def export_transformers(checkpoint, out):
     "Write our checkpoint (or a run folder's latest) to the new folder `out` as a transformers GPT-NeoX model with its tokenizer; return `out`."
-    tr = require_transformers()
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise FileExistsError(f'{out} already exists: choose a new --out folder, or remove it first')
+    tr = require_transformers()
     model, tok = load_model_and_tokenizer(checkpoint)
     eot, c = eot_id(tok), model.config
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -257,8 +258,8 @@ def bits_per_byte(tm, stories, max_tokens=4096, progress=False):
 def evaluate_stories_command(args):
     "Run `tinystories evaluate --stories`: loss per token and bits per byte over whole stories."
     from itertools import islice
-    from .data import CorpusError
-    from .train import pick_device
+    from tinystories.data import CorpusError
+    from tinystories.train import pick_device
     try:
         if args.max_stories is not None and args.max_stories < 1: raise ValueError(f'--max-stories {args.max_stories}: give at least 1')
         stories = list(islice(iter_stories(args.stories), args.max_stories))

@@ -523,7 +523,7 @@ def train_command(args):
 def evaluate_command(args):
     "Run `tinystories evaluate`: the loss by position buckets, then the mean loss as the last line (with --stories: bits per byte, `11_hf`)."
     if args.stories is not None:
-        from .hf import evaluate_stories_command
+        from tinystories.hf import evaluate_stories_command
         return evaluate_stories_command(args)
     if args.data is None: sys.exit('tinystories evaluate: give --data TOKENS.bin (loss by position) or --stories STORIES.txt (loss per token and bits per byte)')
     ckpt = Path(args.checkpoint)
