@@ -2,7 +2,7 @@
 
     python bench/generate.py [--presets 1M 8M 28M] [--new-tokens 128 512] [--dtypes fp32 bf16 autocast] [--threads N]
 
-For each preset (random weights; the vocabulary is the tokenizer trimmed from the sample under data/tinystories, or
+For each preset (random weights; the vocabulary is the tokenizer trimmed from the course's training stories, or
 --vocab-size) and each number of new tokens, generation starts from a one-token prompt and samples (temperature 1,
 never stopping early) once with the KV cache and once re-running the full forward pass over the window for every
 token, the plain loop. Each timing is the best of --repeats after a short warm-up, under torch.inference_mode, with
@@ -16,13 +16,12 @@ import torch
 
 
 def trimmed_vocab_size(root):
-    "Size of the tokenizer trimmed from the sample stories (what a model trained here would use), or None."
-    from tinystories.tokenizer import trim_tokenizer, load_tokenizer
-    files = sorted((root / 'data' / 'tinystories').glob('*.txt'))
-    base = root / 'data' / 'gpt-neo'
-    if not files or not base.is_dir(): return None
+    "Size of the tokenizer trimmed from the course's training stories (what a model trained here would use), taken or downloaded by the package."
+    from tinystories.data import COURSE_STORIES, course_stories
+    from tinystories.tokenizer import trim_tokenizer, load_tokenizer, gpt_neo_folder
+    files = [course_stories(split, version, root / 'data') for split, version in COURSE_STORIES if split == 'train']
     with tempfile.TemporaryDirectory() as d:
-        return load_tokenizer(trim_tokenizer(files, base=base, out=Path(d))).get_vocab_size()
+        return load_tokenizer(trim_tokenizer(files, base=gpt_neo_folder(root / 'data'), out=Path(d))).get_vocab_size()
 
 
 def seconds(model, n_new, use_cache, dtype, repeats):

@@ -63,17 +63,20 @@ def measure(mode, files, tokenizer, out):
 def main():
     root = Path(__file__).resolve().parent.parent
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('corpus', nargs='*', type=Path, default=sorted((root/'data'/'tinystories').glob('*.txt')))
+    p.add_argument('corpus', nargs='*', type=Path, help="story files (default: the course's sample, from data/ or the Hub)")
     p.add_argument('--tokenizer', type=Path, help='trimmed tokenizer folder (default: trim one from the corpus)')
-    p.add_argument('--base', type=Path, default=root/'data'/'gpt-neo')
+    p.add_argument('--base', type=Path, help="GPT-Neo's tokenizer folder (default: data/gpt-neo, downloaded when missing)")
     p.add_argument('--repeats', type=int, default=3)
     p.add_argument('--child', choices=['prepare', 'encode_batch', 'encode_batch_fast', 'encode_batch_batched'])
     p.add_argument('--out', type=Path)
     args = p.parse_args()
     if args.child: return child(args.child, args.corpus, args.tokenizer, args.out)
 
+    from tinystories.data import COURSE_STORIES, course_stories
+    from tinystories.tokenizer import gpt_neo_folder
+    files = args.corpus or [course_stories(split, version, root/'data') for split, version in COURSE_STORIES]
+    args.base = args.base or gpt_neo_folder(root/'data')
     tmp = Path(tempfile.mkdtemp(prefix='bench-pretokenize-'))
-    files = args.corpus
     print(f'corpus: {", ".join(str(f) for f in files)} ({sum(f.stat().st_size for f in files) / 1e6:.1f} MB)')
     print(f'cpus: {os.cpu_count()}, load average: {" ".join(f"{x:.2f}" for x in os.getloadavg())}')
     tokenizer = args.tokenizer

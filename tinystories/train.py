@@ -8,8 +8,8 @@ __all__ = ['CKPT_RE', 'HELP', 'TrainConfig', 'read_config_file', 'resolve_config
            'checkpoints', 'latest_checkpoint', 'tokenizer_file', 'write_atomic', 'save_checkpoint', 'load_checkpoint',
            'read_metrics', 'MetricsLog', 'plot_losses', 'wandb_mode', 'start_wandb', 'StopSignals', 'init_distributed',
            'pick_device', 'TrainingDiverged', 'accumulate_gradients', 'check_resumable', 'sample_story', 'train',
-           'corpus_files', 'prepare_sample', 'option_type', 'add_train_options', 'config_from_args', 'train_command',
-           'evaluate_command', 'add_commands']
+           'largest_sample', 'corpus_files', 'sample_inputs', 'prepare_sample', 'option_type', 'add_train_options',
+           'config_from_args', 'train_command', 'evaluate_command', 'add_commands']
 
 # %% ../nbs/08_train.ipynb #fff498cc
 import argparse, contextlib, json, math, os, random, re, shutil, signal, sys, time, uuid
@@ -21,8 +21,8 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm.auto import tqdm
 from .model import GPT, PRESETS, preset_config, param_counts, save_model, load_model
-from .data import download_tinystories, DownloadError
-from .tokenizer import load_tokenizer, tokenizer_sha256, trim_tokenizer
+from .data import download_tinystories, hub_filename, DownloadError, DataMissingError
+from .tokenizer import load_tokenizer, tokenizer_sha256, trim_tokenizer, gpt_neo_folder
 from .pretokenize import prepare
 from .loader import TokenFile, loader_state
 
@@ -448,25 +448,40 @@ def train(cfg, resume=False):
         if world_size > 1 and dist.is_initialized(): dist.destroy_process_group()
 
 # %% ../nbs/08_train.ipynb #aa602ced
+def largest_sample(folder, filename):
+    "The sample `NAME.firstN.txt` of the TinyStories file `filename` in `folder` with the most stories, or None."
+    stem = Path(filename).stem + '.first'
+    samples = [(int(p.name[len(stem):-4]), p) for p in Path(folder).glob(f'{stem}*.txt') if p.name[len(stem):-4].isdigit()]
+    return max(samples)[1] if samples else None
+
 def corpus_files(data_dir, split, max_stories):
-    "The `split` stories of the sample: the first `max_stories` of TinyStories (cached or downloaded), else local `*split*.txt` files."
+    "The `split` stories of the sample: the first `max_stories` of TinyStories V1 (cached or downloaded); offline, the largest sample of that file already there."
     d = Path(data_dir)/'tinystories'
     try: return [download_tinystories(split, max_stories=max_stories, out=d)]
-    except (DownloadError, OSError) as e:
-        if local := sorted(d.glob(f'*{split}*.txt')):
-            print(f'{e}\nusing the local {split} stories instead: {", ".join(map(str, local))}', file=sys.stderr)
-            return local
-        raise DownloadError(f'{e}\nand {d} has no *{split}*.txt story files: connect to the Hub, or put TinyStories files there') from None
+    except DataMissingError:
+        if (local := largest_sample(d, hub_filename(split))) is None: raise
+        print(f'the Hub cannot be reached: the {split} stories are {local} (fewer than the first {max_stories:,} asked for)', file=sys.stderr)
+        return [local]
+
+def sample_inputs(d, train_files, valid_files, max_train_stories, max_valid_stories, base):
+    "The story files and base tokenizer of `prepare_sample`; everything missing offline is named in one `DataMissingError`."
+    found, missing = [], []
+    for get in (lambda: train_files or corpus_files(d, 'train', max_train_stories), lambda: valid_files or corpus_files(d, 'valid', max_valid_stories),
+                lambda: base or gpt_neo_folder(d)):
+        try: found.append(get())
+        except DataMissingError as e: missing.append(e)
+    if missing:
+        raise DataMissingError(f'{", ".join(str(e.path) for e in missing)} {"are" if len(missing) > 1 else "is"} missing and {missing[0].server} '
+                               f'cannot be reached ({missing[0].reason}): connect to the internet and run again, or {"; or ".join(e.put for e in missing)}')
+    return found
 
 def prepare_sample(data_dir='data', train_files=None, valid_files=None, max_train_stories=20_000, max_valid_stories=2_000, base=None):
-    "Paths (train.bin, valid.bin, tokenizer folder) in `data_dir`, each made when missing: stories, trimmed tokenizer, token files."
+    "Paths (train.bin, valid.bin, tokenizer folder) in `data_dir`, each made when missing: stories, tokenizer trimmed to the training stories, token files."
     d = Path(data_dir)
     train_bin, valid_bin, tok_dir = d/'train.bin', d/'valid.bin', d/'tokenizer'
     if not ((tok_dir/'tokenizer.json').is_file() and train_bin.is_file() and valid_bin.is_file()):
-        train_files = train_files or corpus_files(d, 'train', max_train_stories)
-        valid_files = valid_files or corpus_files(d, 'valid', max_valid_stories)
-        if base is None: base = d/'gpt-neo' if (d/'gpt-neo'/'vocab.json').is_file() else 'EleutherAI/gpt-neo-125M'
-        if not (tok_dir/'tokenizer.json').is_file(): trim_tokenizer(train_files + valid_files, base, tok_dir)
+        train_files, valid_files, base = sample_inputs(d, train_files, valid_files, max_train_stories, max_valid_stories, base)
+        if not (tok_dir/'tokenizer.json').is_file(): trim_tokenizer(train_files, base, tok_dir)  # validation stories stay unseen, as in notebook 01
         if not train_bin.is_file(): prepare(train_files, tok_dir, train_bin)
         if not valid_bin.is_file(): prepare(valid_files, tok_dir, valid_bin)
     return train_bin, valid_bin, tok_dir
@@ -514,7 +529,7 @@ def config_from_args(args):
 def train_command(args):
     "Run `tinystories train`."
     try: cfg = config_from_args(args)
-    except (ValueError, FileNotFoundError, TypeError) as e: sys.exit(f'tinystories train: {e}')
+    except (ValueError, FileNotFoundError, TypeError, DownloadError) as e: sys.exit(f'tinystories train: {e}')
     try: res = train(cfg, resume=args.resume)
     except (TrainingDiverged, FileExistsError, FileNotFoundError, ValueError) as e: sys.exit(f'tinystories train: {e}')
     if int(os.environ.get('RANK', 0)) == 0:
