@@ -5,14 +5,15 @@
 # %% auto #0
 __all__ = ['DATA_DIR', 'EOT', 'HUB_REPO', 'HUB_FILES', 'COURSE_STORIES', 'CorpusError', 'decode_story', 'stories_from_chunks',
            'check_file', 'file_chunks', 'jsonl_stories', 'iter_stories', 'read_stories', 'CorpusStats', 'corpus_stats',
-           'hub_filename', 'hub_url', 'DownloadError', 'DataMissingError', 'unreachable', 'data_missing', 'open_url',
-           'fetch_rest', 'download_file', 'remote_chunks', 'write_first_stories', 'sample_path', 'local_source',
-           'download_tinystories', 'course_stories', 'download_command', 'add_commands']
+           'hub_filename', 'hub_url', 'DownloadError', 'DataMissingError', 'unreachable', 'data_missing', 'all_missing',
+           'open_url', 'fetch_rest', 'download_file', 'remote_chunks', 'write_first_stories', 'sample_path',
+           'local_source', 'download_tinystories', 'course_stories', 'download_command', 'add_commands']
 
 # %% ../nbs/00_data.ipynb #51006d40
 import json, os, re, time, urllib.request
 from collections import Counter
 from dataclasses import dataclass
+from itertools import chain
 from http.client import HTTPException
 from pathlib import Path
 from urllib.error import HTTPError, URLError
@@ -151,7 +152,16 @@ def data_missing(dest, url, e, put=None):
     server, reason = '{0.scheme}://{0.netloc}'.format(urlsplit(url)), getattr(e, 'reason', e)
     put = put or f'put {Path(dest).name} in {Path(dest).parent}'
     err = DataMissingError(f'{dest} is missing and {server} cannot be reached ({reason}): connect to the internet and run again, or {put}')
-    err.path, err.server, err.reason, err.put = Path(dest), server, reason, put  # for a caller that names several missing files at once
+    err.path, err.server, err.reason, err.put = Path(dest), server, reason, put  # for `all_missing`
+    return err
+
+def all_missing(errors):
+    "One `DataMissingError` for the `DataMissingError`s `errors`: every missing file named, the ways out said once."
+    if len(errors) == 1: return errors[0]
+    first = errors[0]
+    err = DataMissingError(f'{", ".join(str(e.path) for e in errors)} are missing and {first.server} cannot be reached ({first.reason}): '
+                           f'connect to the internet and run again, or {"; and ".join(e.put for e in errors)}')
+    err.path, err.server, err.reason, err.put = errors[0].path, first.server, first.reason, '; and '.join(e.put for e in errors)
     return err
 
 def open_url(url, start=0, end=None, timeout=60):
@@ -228,11 +238,13 @@ def write_first_stories(chunks, n, dest, name):
     "Write to `dest` the start of an `EOT`-separated byte stream, through the end of its `n`-th story; return the stories written (fewer than `n` if the stream ended first: then `dest` holds all of it)."
     dest = Path(dest); tmp = dest.with_name(f'{dest.name}.{os.getpid()}.tmp')  # per process: two runs never write one file
     count = end = 0
+    chunks = iter(chunks)
     try:
+        first = next(chunks, b'')  # the first request, before any progress bar: a server out of reach fails here, quietly
         with open(tmp, 'wb') as f, tqdm(total=n, unit=' stories', desc=dest.name) as bar:
             def written(chunks):
                 for chunk in chunks: f.write(chunk); yield chunk
-            for _, end in stories_from_chunks(written(chunks), name):
+            for _, end in stories_from_chunks(written(chain([first], chunks)), name):
                 count += 1; bar.update()
                 if count == n: break
             if count == n: f.truncate(end)  # else we read to the end: keep every byte, trailing whitespace included

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['check_sampling_args', 'filter_logits', 'sample_next', 'TextStream', 'model_device', 'crop_prompt', 'left_pad',
-           'generate_ids', 'encode_prompt', 'stream_generate', 'generate', 'find_checkpoint',
+           'generate_ids', 'encode_prompt', 'stream_tokens', 'stream_generate', 'generate', 'find_checkpoint',
            'load_model_and_tokenizer', 'generate_command', 'add_commands', 'StoryWidget']
 
 # %% ../nbs/06_generate.ipynb #070aaac9
@@ -130,15 +130,20 @@ def encode_prompt(tokenizer, prompt):
     "Token ids of `prompt`; an empty prompt starts from `<|endoftext|>`, like every story in training."
     return tokenizer.encode(prompt).ids if prompt else [eot_id(tokenizer)]
 
-def stream_generate(model, tokenizer, prompt, max_new_tokens=200, temperature=1.0, top_k=None, top_p=None, seed=None, use_cache=True):
-    "Yield the continuation of `prompt` as text pieces, as the model writes it; stops at `<|endoftext|>` or after `max_new_tokens` tokens."
+def stream_tokens(model, tokenizer, prompt, max_new_tokens=200, temperature=1.0, top_k=None, top_p=None, seed=None, use_cache=True):
+    "Yield `(id, text)` for each token the model writes after `prompt` (`text` may be '' inside a character), then `(None, rest)`; stops at `<|endoftext|>` or after `max_new_tokens` tokens."
     check_sampling_args(temperature, top_k, top_p, max_new_tokens)
     ids = encode_prompt(tokenizer, prompt)
     stream = TextStream(tokenizer, ids)
     for (t,) in generate_ids(model, [ids], max_new_tokens, temperature, top_k, top_p, seed, eot_id(tokenizer), use_cache):
         if t is None: break
-        if piece := stream.put(t): yield piece
-    if rest := stream.flush(): yield rest
+        yield t, stream.put(t)
+    yield None, stream.flush()
+
+def stream_generate(model, tokenizer, prompt, max_new_tokens=200, temperature=1.0, top_k=None, top_p=None, seed=None, use_cache=True):
+    "Yield the continuation of `prompt` as text pieces, as the model writes it; stops at `<|endoftext|>` or after `max_new_tokens` tokens."
+    for _, piece in stream_tokens(model, tokenizer, prompt, max_new_tokens, temperature, top_k, top_p, seed, use_cache):
+        if piece: yield piece
 
 def generate(model, tokenizer, prompt, max_new_tokens=200, temperature=1.0, top_k=None, top_p=None, seed=None, use_cache=True):
     "The continuation of `prompt` (a str), or a list of continuations when `prompt` is a list of prompts, generated as one batch."
@@ -170,7 +175,9 @@ def find_checkpoint(path):
     return max(found, key=lambda d: ((d / 'model.safetensors').stat().st_mtime, d.name))
 
 def load_model_and_tokenizer(path, device='cpu', dtype=None):
-    "The model (in `dtype`, if given) and tokenizer of a checkpoint folder or a run folder (its latest checkpoint)."
+    "The model (in `dtype`, if given) and tokenizer of a checkpoint folder or a run folder (its latest checkpoint), or of a transformers model folder or Hub id (`11_hf`)."
+    from tinystories.hf import is_transformers_spec, load_transformers_model  # 11_hf: it imports transformers only for such a model
+    if is_transformers_spec(path): return load_transformers_model(path, device, dtype)[:2]
     ckpt = find_checkpoint(path)
     if not (ckpt / 'tokenizer.json').exists():
         raise FileNotFoundError(f'{ckpt}: no tokenizer.json beside model.safetensors; copy the tokenizer the model was trained with there')
@@ -186,8 +193,9 @@ def generate_command(args):
     "Run `tinystories generate`: print the prompt, then stream its continuation."
     try:
         check_sampling_args(args.temperature, args.top_k, args.top_p, args.max_new_tokens)
-        model, tokenizer = load_model_and_tokenizer(args.checkpoint, args.device, getattr(torch, args.dtype))
-    except (ValueError, FileNotFoundError) as e: sys.exit(f'tinystories generate: {e}')
+        device = ('cuda' if torch.cuda.is_available() else 'cpu') if args.device == 'auto' else args.device
+        model, tokenizer = load_model_and_tokenizer(args.checkpoint, device, {'fp32': torch.float32, 'bf16': torch.bfloat16}[args.dtype])
+    except (ValueError, FileNotFoundError, ImportError) as e: sys.exit(f'tinystories generate: {e}')
     print(args.prompt, end='', flush=True)
     for piece in stream_generate(model, tokenizer, args.prompt, args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.seed):
         print(piece, end='', flush=True)
@@ -197,15 +205,16 @@ def add_commands(subparsers):
     "Add the `generate` subcommand."
     p = subparsers.add_parser('generate', help='continue a prompt with a trained model, streaming the story',
                               description='Load a checkpoint (or the latest checkpoint of a run folder), print the prompt and stream its continuation.')
-    p.add_argument('--checkpoint', type=Path, required=True, help='a folder with model.safetensors, config.json and tokenizer.json, or a run folder of them')
+    p.add_argument('--checkpoint', type=Path, required=True, help='a folder with model.safetensors, config.json and tokenizer.json, or a run folder of them; or a transformers model folder or Hub id (pip install \'tinystories[hf]\')')
     p.add_argument('--prompt', default='', help='the start of the story (default: empty, the model starts a story)')
     p.add_argument('--max-new-tokens', type=int, default=200, help='stop after this many new tokens (default: 200)')
     p.add_argument('--seed', type=int, default=None, help='random seed, for a reproducible story')
     p.add_argument('--temperature', type=float, default=1.0, help='sampling temperature; 0 is greedy (default: 1.0)')
     p.add_argument('--top-k', type=int, default=None, help='sample only from the k most likely tokens')
     p.add_argument('--top-p', type=float, default=None, help='sample only from the smallest set of tokens holding this much probability, in (0, 1]')
-    p.add_argument('--device', default='cpu', help='torch device to run on (default: cpu)')
-    p.add_argument('--dtype', default='float32', choices=['float32', 'bfloat16'], help='weights in this type; bfloat16 is faster for the bigger models (default: float32)')
+    p.add_argument('--device', default='auto', help="'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:1'... (default: auto)")
+    p.add_argument('--dtype', default='fp32', choices=['fp32', 'bf16'], type=lambda s: {'float32': 'fp32', 'bfloat16': 'bf16'}.get(s, s),  # the old names still work
+                   help='precision: fp32, or bf16 (the weights cast: faster for the bigger models) (default: fp32)')
     p.set_defaults(func=generate_command)
 
 # %% ../nbs/06_generate.ipynb #464341f8
@@ -241,11 +250,11 @@ class StoryWidget(widgets.VBox):
         prompt, self.text = self.prompt.value, ''
         self.button.disabled, t0 = True, time.perf_counter()
         try:
-            for piece in stream_generate(self.model, self.tokenizer, prompt, self.max_new_tokens.value, self.temperature.value,
-                                         self.top_k.value or None, self.top_p.value, self.seed.value):
-                self.text += piece
-                self.show(prompt, self.text)
-            n = len(self.tokenizer.encode(self.text).ids)
+            n = 0  # the tokens the model wrote: re-encoding the text can cut it differently
+            for t, piece in stream_tokens(self.model, self.tokenizer, prompt, self.max_new_tokens.value, self.temperature.value,
+                                          self.top_k.value or None, self.top_p.value, self.seed.value):
+                n += t is not None
+                if piece: self.text += piece; self.show(prompt, self.text)
             self.status.value = f'{n} tokens in {time.perf_counter() - t0:.1f} s'
         except ValueError as e: self.status.value = f'error: {e}'
         finally: self.button.disabled = False

@@ -6,10 +6,10 @@
 __all__ = ['CKPT_RE', 'HELP', 'TrainConfig', 'read_config_file', 'resolve_config', 'check_config', 'model_config', 'param_groups',
            'make_optimizer', 'lr_at', 'lm_loss', 'autocast', 'buckets', 'evaluate', 'rng_state', 'set_rng_state',
            'checkpoints', 'latest_checkpoint', 'tokenizer_file', 'write_atomic', 'save_checkpoint', 'load_checkpoint',
-           'read_metrics', 'MetricsLog', 'plot_losses', 'wandb_mode', 'start_wandb', 'StopSignals', 'init_distributed',
-           'pick_device', 'TrainingDiverged', 'accumulate_gradients', 'check_resumable', 'sample_story', 'train',
-           'largest_sample', 'corpus_files', 'sample_inputs', 'prepare_sample', 'option_type', 'add_train_options',
-           'config_from_args', 'train_command', 'evaluate_command', 'add_commands']
+           'read_metrics', 'last_values', 'MetricsLog', 'plot_losses', 'wandb_mode', 'start_wandb', 'StopSignals',
+           'init_distributed', 'pick_device', 'TrainingDiverged', 'accumulate_gradients', 'check_resumable',
+           'sample_story', 'train', 'largest_sample', 'corpus_files', 'sample_inputs', 'prepare_sample', 'option_type',
+           'add_train_options', 'config_from_args', 'train_command', 'evaluate_command', 'run_report', 'add_commands']
 
 # %% ../nbs/08_train.ipynb #fff498cc
 import argparse, contextlib, json, math, os, random, re, shutil, signal, sys, time, uuid
@@ -21,7 +21,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm.auto import tqdm
 from .model import GPT, PRESETS, preset_config, param_counts, save_model, load_model
-from .data import download_tinystories, hub_filename, DownloadError, DataMissingError
+from .data import download_tinystories, hub_filename, DownloadError, DataMissingError, all_missing
 from .tokenizer import load_tokenizer, tokenizer_sha256, trim_tokenizer, gpt_neo_folder
 from .pretokenize import prepare
 from .loader import TokenFile, loader_state
@@ -247,6 +247,10 @@ def read_metrics(run):
     if not path.is_file(): return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
+def last_values(recs, *keys):
+    "The last value of each of `keys` among the metrics records `recs` (None for a key no record has)."
+    return [next((r[k] for r in reversed(recs) if k in r), None) for k in keys]
+
 class MetricsLog:
     "Appends records to `run/metrics.jsonl`, first dropping those after `resume_step` (all of them for a fresh run)."
     def __init__(self, run, resume_step=0):
@@ -271,7 +275,9 @@ def plot_losses(run, ax=None, save=True):
         ax.plot(s, l, alpha=0.35, lw=0.8, label='train (every step)')
         k = max(1, len(l) // 50)
         if k > 1: ax.plot(s[k-1:], np.convolve(l, np.ones(k) / k, 'valid'), label=f'train (mean of {k})')
-    if va: ax.plot(*zip(*va), 'o-', label='validation')
+    if va: ax.plot(*zip(*va), 'o-', label='validation (first batches)')
+    if final := [(r['step'], r['final_val_loss']) for r in recs if 'final_val_loss' in r]:
+        ax.plot(*zip(*final[-1:]), 'k*', ms=10, label=f'validation, whole file ({final[-1][1]:.3f})')
     ax.set_xlabel('step'); ax.set_ylabel('loss (nats/token)'); ax.set_title(Path(run).name); ax.legend(); ax.grid(alpha=0.3)
     if save: ax.figure.savefig(Path(run)/'loss.png', dpi=120, bbox_inches='tight')
     return ax
@@ -388,7 +394,9 @@ def train(cfg, resume=False):
         if world_size > 1: net = DDP(net, device_ids=[local_rank] if device.type == 'cuda' else None)
 
         tokens_per_step = cfg.batch_size * cfg.context * cfg.grad_accum
-        step, status, loss, val = start, 'done' if start >= cfg.max_steps else 'stopped', None, None
+        step, status, loss, val, final_val = start, 'done' if start >= cfg.max_steps else 'stopped', None, None, None
+        if start >= cfg.max_steps and main:  # a finished run resumed: nothing to train, so report what it ended with
+            loss, val, final_val = last_values(read_metrics(out), 'loss', 'val_loss', 'final_val_loss')
         with contextlib.ExitStack() as stack:
             stop = stack.enter_context(StopSignals())
             log = MetricsLog(out, start) if main else None
@@ -437,13 +445,20 @@ def train(cfg, resume=False):
                     if main: bar.write(f'{stop.requested or "a stop signal"}: saved {out}/ckpt-{step:06d}; continue with --resume', file=sys.stderr)
                     break
             if step >= cfg.max_steps: status = 'done'
+            if status == 'done' and start < cfg.max_steps:
+                # the whole validation file in fp32, as `tinystories evaluate` scores it by default: the run's final number is that command's
+                final = evaluate(model, valid_data, 16, cfg.context, dtype='fp32', device=device, rank=rank, world_size=world_size, progress=main)
+                final_val = final['loss']
+                if main:
+                    log.log(step=step, final_val_loss=final_val, final_val_by_position=final['by_position'])
+                    bar.write(f'step {step}: validation loss {final_val:.4f} on the whole of {cfg.valid}', file=sys.stderr)
         if main:
             if status == 'done':  # the run folder itself becomes the final model folder
                 save_model(model, out); shutil.copyfile(tokenizer_file(cfg.tokenizer), out/'tokenizer.json')
             import matplotlib.pyplot as plt
             plt.close(plot_losses(out).figure)
-            if status == 'done' and cfg.sample_tokens: print(sample_story(model.eval(), tokenizer, cfg.sample_tokens, seed=cfg.seed))
-        return dict(status=status, step=step, loss=loss, val_loss=val, out=str(out), checkpoint=str(latest_checkpoint(out)))
+            if status == 'done' and cfg.sample_tokens and start < cfg.max_steps: print(sample_story(model.eval(), tokenizer, cfg.sample_tokens, seed=cfg.seed))
+        return dict(status=status, step=step, loss=loss, val_loss=val, final_val_loss=final_val, out=str(out), checkpoint=str(latest_checkpoint(out)))
     finally:
         if world_size > 1 and dist.is_initialized(): dist.destroy_process_group()
 
@@ -470,9 +485,7 @@ def sample_inputs(d, train_files, valid_files, max_train_stories, max_valid_stor
                 lambda: base or gpt_neo_folder(d)):
         try: found.append(get())
         except DataMissingError as e: missing.append(e)
-    if missing:
-        raise DataMissingError(f'{", ".join(str(e.path) for e in missing)} {"are" if len(missing) > 1 else "is"} missing and {missing[0].server} '
-                               f'cannot be reached ({missing[0].reason}): connect to the internet and run again, or {"; or ".join(e.put for e in missing)}')
+    if missing: raise all_missing(missing)
     return found
 
 def prepare_sample(data_dir='data', train_files=None, valid_files=None, max_train_stories=20_000, max_valid_stories=2_000, base=None):
@@ -480,8 +493,11 @@ def prepare_sample(data_dir='data', train_files=None, valid_files=None, max_trai
     d = Path(data_dir)
     train_bin, valid_bin, tok_dir = d/'train.bin', d/'valid.bin', d/'tokenizer'
     if not ((tok_dir/'tokenizer.json').is_file() and train_bin.is_file() and valid_bin.is_file()):
-        train_files, valid_files, base = sample_inputs(d, train_files, valid_files, max_train_stories, max_valid_stories, base)
+        def stage(text): print(f'sample data: {text}', file=sys.stderr, flush=True)  # each step then shows its own progress bar
+        train_files, valid_files, base = sample_inputs(d, train_files, valid_files, max_train_stories, max_valid_stories, base)  # downloads show theirs
+        stage(f"GPT-Neo's tokenizer, trimmed to the training stories -> {tok_dir}")
         if not (tok_dir/'tokenizer.json').is_file(): trim_tokenizer(train_files, base, tok_dir)  # validation stories stay unseen, as in notebook 01
+        stage(f'token files -> {train_bin}, {valid_bin}')
         if not train_bin.is_file(): prepare(train_files, tok_dir, train_bin)
         if not valid_bin.is_file(): prepare(valid_files, tok_dir, valid_bin)
     return train_bin, valid_bin, tok_dir
@@ -490,13 +506,14 @@ def prepare_sample(data_dir='data', train_files=None, valid_files=None, max_trai
 HELP = dict(preset='model shape, one of: ' + ', '.join(PRESETS), n_embd='model width (overrides the preset)', n_layer='number of blocks (overrides the preset)',
             n_head='attention heads (overrides the preset)', grad_accum='micro-steps per optimizer step', lr='peak learning rate (after warmup)',
             warmup_steps='steps of linear warmup', weight_decay='AdamW weight decay of the matrices', grad_clip='clip the gradient to this norm',
-            eval_every='evaluate every this many steps', eval_batches='validation batches per evaluation', ckpt_every='checkpoint every this many steps',
+            eval_every='evaluate every this many steps', eval_batches='validation batches per evaluation during training (the final one scores the whole file)', ckpt_every='checkpoint every this many steps',
             keep_last='checkpoints kept', seed='seed of the initial weights and of the batches', wandb_project='W&B project', train='training token file (.bin from `tinystories prepare`)',
             valid='validation token file', tokenizer='tokenizer folder (or tokenizer.json) the token files were made with',
             out='run folder: checkpoints, metrics, plots, final model', max_steps='optimizer steps the schedule is planned for',
             stop_after='end this session after this step with a checkpoint (resume later with --resume)',
             batch_size='sequences per micro-step, over all processes', tokens_per_step='sets --grad-accum to reach this many tokens per step',
-            min_lr='learning rate at the end of the cosine', dtype='bf16 (autocast) or fp32', compile='torch.compile the model',
+            min_lr='learning rate at the end of the cosine', dtype='precision: bf16 (autocast) or fp32', context='tokens per training window: the model\'s context length',
+            beta1="AdamW's beta1: decay of its running mean of gradients", beta2="AdamW's beta2: decay of its running mean of squared gradients", compile='torch.compile the model',
             device="'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:1'...", wandb='log to Weights & Biases (offline when not logged in)',
             sample_tokens='length of the story printed at the end (0: none)')
 
@@ -532,11 +549,14 @@ def train_command(args):
     except (ValueError, FileNotFoundError, TypeError, DownloadError) as e: sys.exit(f'tinystories train: {e}')
     try: res = train(cfg, resume=args.resume)
     except (TrainingDiverged, FileExistsError, FileNotFoundError, ValueError) as e: sys.exit(f'tinystories train: {e}')
-    if int(os.environ.get('RANK', 0)) == 0:
-        print(f"{res['status']} at step {res['step']}: loss {res['loss']}, validation loss {res['val_loss']}; checkpoint {res['checkpoint']}")
+    if int(os.environ.get('RANK', 0)) == 0: print(run_report(res, cfg))
 
 def evaluate_command(args):
-    "Run `tinystories evaluate`: the loss by position buckets, then the mean loss as the last line."
+    "Run `tinystories evaluate`: the loss by position buckets, then the mean loss as the last line (with --stories: bits per byte, `11_hf`)."
+    if args.stories is not None:
+        from tinystories.hf import evaluate_stories_command
+        return evaluate_stories_command(args)
+    if args.data is None: sys.exit('tinystories evaluate: give --data TOKENS.bin (loss by position) or --stories STORIES.txt (loss per token and bits per byte)')
     ckpt = Path(args.checkpoint)
     if not (ckpt/'model.safetensors').is_file() and (found := latest_checkpoint(ckpt)) is not None: ckpt = found
     device = pick_device(args.device)
@@ -547,31 +567,48 @@ def evaluate_command(args):
         data = TokenFile(args.data, vocab_size=model.config.vocab_size, tokenizer_sha256=sha, context=context)
     except (ValueError, FileNotFoundError) as e: sys.exit(f'tinystories evaluate: {e}')
     ev = evaluate(model, data, args.batch_size, context, args.max_batches, args.buckets, args.dtype, device, progress=True)
-    print(f'{ckpt} on {args.data}, {context}-token windows\npositions    loss')
+    scored = 'all of it' if args.max_batches is None else f'its first {args.max_batches} batches of {args.batch_size}'
+    print(f'{ckpt} on {args.data} ({scored}), {context}-token windows\npositions    loss')
     for a, b, l in ev['by_position']: print(f'{a:>4}-{b:<6} {l:.4f}')
     print(f"loss {ev['loss']:.6f}")
+
+# %% ../nbs/08_train.ipynb #c0de5a81
+def run_report(res, cfg):
+    "What `tinystories train` prints at the end: where the run stands and its losses, each saying what it was measured on."
+    def num(x): return 'none yet' if x is None else f'{x:.4f}'
+    lines = [f"{res['status']} at step {res['step']} of {cfg.max_steps}; run folder {res['out']}, latest checkpoint {res['checkpoint']}",
+             f"  training loss          {num(res['loss'])}  (the last step's batch)",
+             f"  validation loss        {num(res['val_loss'])}  (the first {cfg.eval_batches} batches of {cfg.valid}, as logged during training)"]
+    if res.get('final_val_loss') is not None:
+        lines.append(f"  final validation loss  {num(res['final_val_loss'])}  (all of {cfg.valid}: what `tinystories evaluate` prints)")
+    return '\n'.join(lines)
 
 # %% ../nbs/08_train.ipynb #b217570b
 def add_commands(sub):
     "Add the `train` and `evaluate` subcommands."
     p = sub.add_parser('train', help='train a model (no options: the 1M preset on a TinyStories sample, minutes on a CPU)',
-                       description='Train a GPT on token files. Every TrainConfig field is an option; options left out keep the --config '
-                                   "file's value or the default. With no --train, the data is made in --data-dir (see prepare_sample). "
+                       description='Train a GPT on token files. Every training setting is an option; options left out keep the --config '
+                                   "file's value or the default. With no --train, the sample data is made in --data-dir: the first TinyStories stories (downloaded once), "
+                                   "GPT-Neo's tokenizer trimmed to the training stories, and the two token files. "
+                                   'The validation loss logged during training covers the first --eval-batches batches; the final one, at the end, the whole file. '
                                    'Under `torchrun --nproc_per_node N $(which tinystories) train ...` it trains with DistributedDataParallel.')
-    p.add_argument('--config', type=Path, default=None, help='a TOML, JSON or YAML file of TrainConfig fields')
+    p.add_argument('--config', type=Path, default=None, help='a TOML, JSON or YAML file of training settings (the options below, with _ for -)')
     p.add_argument('--resume', action='store_true', help="continue from the latest checkpoint in --out (the run's saved config is the base)")
     p.add_argument('--data-dir', type=Path, default=Path('data'), help='where to find or make the sample data when no --train is given (default: data)')
     add_train_options(p)
     p.set_defaults(func=train_command)
-    e = sub.add_parser('evaluate', help='loss of a checkpoint on a token file, by position in the context',
+    e = sub.add_parser('evaluate', help='loss of a checkpoint on a token file (all of it unless --max-batches), by position in the context; or bits per byte on stories',
                        description='Evaluate a checkpoint (or the latest one of a run folder) on sequential windows of a token file. '
-                                   'Prints the loss by position buckets, then `loss <mean>` as the last line.')
+                                   'Prints the loss by position buckets, then `loss <mean>` as the last line. With --stories instead of --data: '
+                                   'loss per token and bits per byte over whole stories, for our checkpoints and transformers models alike.')
     e.add_argument('--checkpoint', type=Path, required=True, help='a checkpoint folder, or a run folder (its final model or latest checkpoint)')
-    e.add_argument('--data', type=Path, required=True, help='a token file (.bin from `tinystories prepare`)')
+    e.add_argument('--data', type=Path, default=None, help='a token file (.bin from `tinystories prepare`)')
+    e.add_argument('--stories', type=Path, default=None, help='a text file of stories (.txt or .jsonl) instead: bits per byte; --checkpoint may then be a transformers folder or Hub id')
+    e.add_argument('--max-stories', type=int, default=None, help='with --stories: only the first this many stories (default: all)')
     e.add_argument('--batch-size', type=int, default=16, help='windows per batch (default: 16)')
     e.add_argument('--context', type=int, default=None, help="window length (default: the model's context)")
     e.add_argument('--max-batches', type=int, default=None, help='evaluate only the first this many batches (default: the whole file)')
     e.add_argument('--buckets', type=int, default=8, help='number of position buckets (default: 8)')
-    e.add_argument('--dtype', default='fp32', choices=['fp32', 'bf16'], help='fp32 or bf16 autocast (default: fp32)')
-    e.add_argument('--device', default='auto', help="'auto' (CUDA when present), 'cpu', 'cuda'... (default: auto)")
+    e.add_argument('--dtype', default='fp32', choices=['fp32', 'bf16'], help='precision: fp32, or bf16 (autocast) (default: fp32)')
+    e.add_argument('--device', default='auto', help="'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:1'... (default: auto)")
     e.set_defaults(func=evaluate_command)

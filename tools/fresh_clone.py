@@ -1,0 +1,138 @@
+"""The README's two commands on a fresh clone, run literally as a new user runs them, with a local stand-in for the Hub.
+
+    python tools/fresh_clone.py [--shared ../shared/data] [--skip-online | --skip-test-command | --offline-here] [--keep]
+
+1. A clean copy of the repository (the files git tracks, as they are in the working tree: no data/, no build outputs)
+   and a new virtual environment with the CPU build of torch (`pip install torch==2.13.0`, as `.ci/run` does).
+2. Online: a small HTTP server on 127.0.0.1 serves the shared TinyStories heads as the Hub's TinyStories files and
+   GPT-Neo's `vocab.json` + `merges.txt` under the Hub's URLs; `HF_ENDPOINT` points at it. Both Quick start commands
+   of README.md run in the copy's root, literally; each must succeed, the test command reporting `N passed, 0 failed`.
+3. Offline: another clean copy, `HF_ENDPOINT` at a port where nothing listens; each command must fail within seconds
+   with a single line that names what is missing and the two ways out, and no traceback.
+
+Prints each command with its exit status, wall time and last lines of output; exits 1 if a check fails.
+Takes about as long as the main job plus the test suite (20 to 30 minutes on two busy cores).
+"""
+import argparse, hashlib, http.server, os, re, shutil, subprocess, sys, tempfile, threading, time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TINYSTORIES = '/datasets/roneneldan/TinyStories/resolve/main/'
+GPT_NEO = '/EleutherAI/gpt-neo-125M/resolve/main/'
+
+
+def readme_commands(readme):
+    "The two shell commands of README.md's Quick start: install and run the main job, install and run the tests."
+    quick = readme.split('## Quick start', 1)[1].split('\n## ', 1)[0]
+    return re.findall(r'```sh\n(.+?)\n```', quick)
+
+
+def hub_files(shared):
+    "URL path -> local file: the shared heads stand in for the Hub's full files."
+    t, g = Path(shared)/'tinystories', Path(shared)/'gpt-neo'
+    return {TINYSTORIES + 'TinyStories-train.txt': t/'train-v1-head.txt', TINYSTORIES + 'TinyStories-valid.txt': t/'valid-v1-head.txt',
+            TINYSTORIES + 'TinyStoriesV2-GPT4-train.txt': t/'train-v2-head.txt', GPT_NEO + 'vocab.json': g/'vocab.json', GPT_NEO + 'merges.txt': g/'merges.txt'}
+
+
+def serve_hub(files):
+    "Start a thread serving `files` (URL path -> file) with HTTP Range support, as the Hub's content store does; return its URL and a request log."
+    requests = []
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            requests.append(self.path)
+            if self.path not in files: return self.send_error(404)
+            data = files[self.path].read_bytes()
+            start, end = 0, len(data)
+            if m := re.fullmatch(r'bytes=(\d+)-(\d*)', self.headers.get('Range', '')):
+                start, end = int(m[1]), min(int(m[2]) + 1 if m[2] else len(data), len(data))
+                if start >= len(data):
+                    self.send_response(416); self.send_header('Content-Range', f'bytes */{len(data)}'); return self.end_headers()
+                self.send_response(206); self.send_header('Content-Range', f'bytes {start}-{end - 1}/{len(data)}')
+            else: self.send_response(200)
+            self.send_header('Content-Length', str(end - start)); self.send_header('ETag', f'"{hashlib.sha256(data).hexdigest()}"')
+            self.end_headers()
+            self.wfile.write(data[start:end])
+        def log_message(self, *args): pass
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f'http://127.0.0.1:{server.server_port}', requests
+
+
+def clean_copy(dest):
+    "Copy the files git tracks (their working-tree content) to `dest`: what a fresh clone of this state holds."
+    names = subprocess.run(['git', 'ls-files', '-z'], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split('\0')
+    for name in filter(None, names):
+        if (ROOT/name).is_file():
+            (dest/name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT/name, dest/name)
+    return dest
+
+
+def run(cmd, cwd, env, timeout=3600):
+    "Run the shell command `cmd` in `cwd`; return (exit status, seconds, stdout, stderr)."
+    print(f'\n$ {cmd}    (in {cwd}, HF_ENDPOINT={env.get("HF_ENDPOINT")})', flush=True)
+    t = time.perf_counter()
+    r = subprocess.run(['bash', '-c', cmd], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    s = time.perf_counter() - t
+    def tail(text, n): return '\n'.join(l[-300:] for l in text.replace('\r', '\n').splitlines() if l.strip())[-3000:].splitlines()[-n:]
+    print(f'exit {r.returncode} after {s:.0f} s; stdout ends:', *tail(r.stdout, 8), 'stderr ends:', *tail(r.stderr, 4), sep='\n  ', flush=True)
+    return r.returncode, s, r.stdout, r.stderr
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--shared', type=Path, default=ROOT.parent/'shared'/'data', help='the shared test data (default: ../shared/data)')
+    p.add_argument('--skip-online', action='store_true', help='only the offline check (seconds, after the venv is made)')
+    p.add_argument('--offline-here', action='store_true', help='only the offline check, with the commands this environment has (what .ci/run does: seconds)')
+    p.add_argument('--skip-test-command', action='store_true', help='online, run only the first command (the main job), not the test suite')
+    p.add_argument('--keep', action='store_true', help='keep the temporary folder')
+    args = p.parse_args()
+    install_cmd, test_cmd = readme_commands((ROOT/'README.md').read_text())
+    tmp = Path(tempfile.mkdtemp(prefix='fresh-clone-'))
+    failures = []
+    def check(ok, what):
+        print(('ok    ' if ok else 'FAIL  ') + what, flush=True)
+        if not ok: failures.append(what)
+    try:
+        env = {k: v for k, v in os.environ.items() if k != 'HF_ENDPOINT'}
+        if not args.offline_here:
+            venv = tmp/'venv'
+            subprocess.run([sys.executable, '-m', 'venv', str(venv)], check=True)
+            env = {k: v for k, v in env.items() if k not in ('PYTHONPATH', 'VIRTUAL_ENV')}
+            env.update(PATH=f'{venv/"bin"}:{env["PATH"]}', VIRTUAL_ENV=str(venv), PIP_DISABLE_PIP_VERSION_CHECK='1')
+            rc, *_ = run('pip install -q torch==2.13.0', tmp, env)
+            check(rc == 0, 'torch installed in the new virtual environment')
+
+        if not (args.skip_online or args.offline_here):
+            clone = clean_copy(tmp/'clone')
+            check(not any((clone/'data').glob('*/*')), 'the clean copy has nothing under data/ but its README')
+            url, requests = serve_hub(hub_files(args.shared))
+            online = dict(env, HF_ENDPOINT=url)
+            rc, s, out, err = run(install_cmd, clone, online)
+            check(rc == 0, f'`{install_cmd}` succeeds on the fresh clone ({s:.0f} s)')
+            check('final validation loss' in out, 'the main job reports its final validation loss')
+            check(any(r.startswith(GPT_NEO) for r in requests) and any(r.startswith(TINYSTORIES) for r in requests),
+                  'the stories and the tokenizer came from the (local) Hub')
+            if not args.skip_test_command:
+                rc, s, out, err = run(test_cmd, clone, online)
+                counts = re.search(r'(\d+) passed, (\d+) failed', out)
+                check(rc == 0 and counts is not None and counts[2] == '0', f'`{test_cmd}` passes on the fresh clone ({s:.0f} s): {counts and counts[0]}')
+            else: run("pip install -q -e '.[dev]'", clone, env)  # the offline check below runs nbdev_test
+        bare = clean_copy(tmp/'offline')
+        if args.skip_online and not args.offline_here: run("pip install -q -e '.[dev]'", bare, env)  # the commands below need the package and nbdev installed
+        offline = dict(env, HF_ENDPOINT='http://127.0.0.1:9')  # nothing listens on port 9: as unreachable as a machine without internet
+        for cmd in [install_cmd.split(' && ')[-1], test_cmd.split(' && ')[-1]]:
+            rc, s, out, err = run(cmd, bare, offline)
+            lines = [l for l in err.splitlines() if l.strip()]
+            check(rc != 0 and s < 30, f'offline, no data: `{cmd}` fails within seconds ({s:.1f} s)')
+            check(len(lines) == 1 and 'Traceback' not in err, f'offline, no data: `{cmd}` says it in one line, no traceback')
+            check(bool(lines) and 'missing' in lines[-1] and 'connect to the internet' in lines[-1] and 'data/' in lines[-1],
+                  f'offline, no data: `{cmd}` names what is missing and both ways out')
+    finally:
+        if args.keep: print(f'kept {tmp}')
+        else: shutil.rmtree(tmp, ignore_errors=True)
+    print(f'\n{len(failures)} checks failed' if failures else '\nall checks passed')
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == '__main__': main()
