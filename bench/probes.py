@@ -6,7 +6,6 @@ For each preset (random weights: speed does not depend on training; the tokenize
 data/tinystories), the course's 90 probes (360 continuations) are scored with `score_probes` at each batch size, where
 batch size 1 is one forward pass per continuation with no padding. Each timing is the best of --repeats after a warm-up.
 Prints a markdown table of items/s and the speedup over batch size 1; asserts nothing.
-Goal: batching at least 3x faster than one at a time for the 8M model.
 """
 import argparse, os, sys, tempfile, time
 from pathlib import Path
