@@ -11,7 +11,7 @@ import argparse, importlib, os, sys, warnings
 
 
 # %% ../nbs/10_cli.ipynb #571bb440
-COMMAND_MODULES = ['data', 'tokenizer', 'pretokenize', 'train', 'generate']
+COMMAND_MODULES = ['data', 'tokenizer', 'pretokenize', 'train', 'generate', 'hf', 'probes']
 
 # %% ../nbs/10_cli.ipynb #b7045e18
 def build_parser():

@@ -176,7 +176,9 @@ def find_checkpoint(path):
     return max(found, key=lambda d: ((d / 'model.safetensors').stat().st_mtime, d.name))
 
 def load_model_and_tokenizer(path, device='cpu', dtype=None):
-    "The model (in `dtype`, if given) and tokenizer of a checkpoint folder or a run folder (its latest checkpoint)."
+    "The model (in `dtype`, if given) and tokenizer of a checkpoint folder or a run folder (its latest checkpoint), or of a transformers model folder or Hub id (`11_hf`)."
+    from tinystories.hf import is_transformers_spec, load_transformers_model  # 11_hf: it imports transformers only for such a model
+    if is_transformers_spec(path): return load_transformers_model(path, device, dtype)[:2]
     ckpt = find_checkpoint(path)
     if not (ckpt / 'tokenizer.json').exists():
         raise FileNotFoundError(f'{ckpt}: no tokenizer.json beside model.safetensors; copy the tokenizer the model was trained with there')
@@ -194,7 +196,7 @@ def generate_command(args):
         check_sampling_args(args.temperature, args.top_k, args.top_p, args.max_new_tokens)
         device = ('cuda' if torch.cuda.is_available() else 'cpu') if args.device == 'auto' else args.device
         model, tokenizer = load_model_and_tokenizer(args.checkpoint, device, {'fp32': torch.float32, 'bf16': torch.bfloat16}[args.dtype])
-    except (ValueError, FileNotFoundError) as e: sys.exit(f'tinystories generate: {e}')
+    except (ValueError, FileNotFoundError, ImportError) as e: sys.exit(f'tinystories generate: {e}')
     print(args.prompt, end='', flush=True)
     for piece in stream_generate(model, tokenizer, args.prompt, args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.seed):
         print(piece, end='', flush=True)
@@ -204,7 +206,7 @@ def add_commands(subparsers):
     "Add the `generate` subcommand."
     p = subparsers.add_parser('generate', help='continue a prompt with a trained model, streaming the story',
                               description='Load a checkpoint (or the latest checkpoint of a run folder), print the prompt and stream its continuation.')
-    p.add_argument('--checkpoint', type=Path, required=True, help='a folder with model.safetensors, config.json and tokenizer.json, or a run folder of them')
+    p.add_argument('--checkpoint', type=Path, required=True, help='a folder with model.safetensors, config.json and tokenizer.json, or a run folder of them; or a transformers model folder or Hub id (pip install \'tinystories[hf]\')')
     p.add_argument('--prompt', default='', help='the start of the story (default: empty, the model starts a story)')
     p.add_argument('--max-new-tokens', type=int, default=200, help='stop after this many new tokens (default: 200)')
     p.add_argument('--seed', type=int, default=None, help='random seed, for a reproducible story')

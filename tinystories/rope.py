@@ -24,11 +24,11 @@ def rope_table(head_dim, n_pos, base=10000.0, offset=0):
 
 # %% ../nbs/03_rope.ipynb #26efc479
 def apply_rope(x, cos, sin):
-    "`x` `(..., T, head_dim)` with each channel pair rotated by the angles in `cos`, `sin` `(T, head_dim//2)`."
+    "`x` `(..., T, head_dim)` with each channel pair (`i`, `i + head_dim//2`) rotated by the angles in `cos`, `sin` `(T, head_dim//2)`."
     dt = torch.promote_types(x.dtype, torch.float32)
-    x0, x1 = x.to(dt).unflatten(-1, (-1, 2)).unbind(-1)
+    x1, x2 = x.to(dt).chunk(2, dim=-1)
     cos, sin = cos.to(dt), sin.to(dt)
-    return torch.stack([x0 * cos - x1 * sin, x0 * sin + x1 * cos], -1).flatten(-2).type_as(x)
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], -1).type_as(x)
 
 # %% ../nbs/03_rope.ipynb #aa805bf5
 class Rotary(nn.Module):

@@ -580,7 +580,11 @@ def train_command(args):
     if int(os.environ.get('RANK', 0)) == 0: print(run_report(res, cfg))
 
 def evaluate_command(args):
-    "Run `tinystories evaluate`: the loss by position buckets, then the mean loss as the last line."
+    "Run `tinystories evaluate`: the loss by position buckets, then the mean loss as the last line (with --stories: bits per byte, `11_hf`)."
+    if args.stories is not None:
+        from tinystories.hf import evaluate_stories_command
+        return evaluate_stories_command(args)
+    if args.data is None: sys.exit('tinystories evaluate: give --data TOKENS.bin (loss by position) or --stories STORIES.txt (loss per token and bits per byte)')
     ckpt = Path(args.checkpoint)
     if not (ckpt/'model.safetensors').is_file() and (found := latest_checkpoint(ckpt)) is not None: ckpt = found
     for name in ('batch_size', 'max_batches', 'context', 'buckets'):
@@ -625,11 +629,14 @@ def add_commands(sub):
     p.add_argument('--data-dir', type=Path, default=Path('data'), help='where to find or make the sample data when no --train is given (default: data)')
     add_train_options(p)
     p.set_defaults(func=train_command)
-    e = sub.add_parser('evaluate', help='loss of a checkpoint on a token file (all of it unless --max-batches), by position in the context',
+    e = sub.add_parser('evaluate', help='loss of a checkpoint on a token file (all of it unless --max-batches), by position in the context; or bits per byte on stories',
                        description='Evaluate a checkpoint (or the latest one of a run folder) on sequential windows of a token file. '
-                                   'Prints the loss by position buckets, then `loss <mean>` as the last line.')
+                                   'Prints the loss by position buckets, then `loss <mean>` as the last line. With --stories instead of --data: '
+                                   'loss per token and bits per byte over whole stories, for our checkpoints and transformers models alike.')
     e.add_argument('--checkpoint', type=Path, required=True, help='a checkpoint folder, or a run folder (its final model or latest checkpoint)')
-    e.add_argument('--data', type=Path, required=True, help='a token file (.bin from `tinystories prepare`)')
+    e.add_argument('--data', type=Path, default=None, help='a token file (.bin from `tinystories prepare`)')
+    e.add_argument('--stories', type=Path, default=None, help='a text file of stories (.txt or .jsonl) instead: bits per byte; --checkpoint may then be a transformers folder or Hub id')
+    e.add_argument('--max-stories', type=int, default=None, help='with --stories: only the first this many stories (default: all)')
     e.add_argument('--batch-size', type=int, default=16, help='windows per batch (default: 16)')
     e.add_argument('--context', type=int, default=None, help="window length (default: the model's context)")
     e.add_argument('--max-batches', type=int, default=None, help='evaluate only the first this many batches (default: the whole file)')
