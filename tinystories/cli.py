@@ -71,11 +71,11 @@ def nbdev_test():
     try:
         import nbdev.test as nbt
         from fastcore.script import anno_parser
-    except ImportError: sys.exit("nbdev_test: nbdev is not installed here; install the development extras with pip install -e '.[dev]'")
-    args = vars(anno_parser(nbt.nbdev_test.__wrapped__, prog='nbdev_test').parse_args())
+    except ImportError: sys.exit("tinystories-test: nbdev is not installed here; install the development extras with pip install -e '.[dev]'")
+    args = vars(anno_parser(nbt.nbdev_test.__wrapped__, prog='tinystories-test').parse_args())
     for k in ('pdb', 'xtra'): args.pop(k, None)  # the parser's own options, not nbdev_test's
     cfg = nbt.get_config()
-    if cfg.lib_name == 'tinystories' and (problem := course_data_problem(cfg.config_path/'data')): sys.exit(f'nbdev_test: {problem}')
+    if cfg.lib_name == 'tinystories' and (problem := course_data_problem(cfg.config_path/'data')): sys.exit(f'tinystories-test: {problem}')
     results, parallel = [], nbt.parallel
     def counted(*a, **kw):
         res = parallel(*a, **kw); results.extend(res); return res
@@ -85,4 +85,4 @@ def nbdev_test():
         nbt.parallel = parallel
         if results:
             passed = sum(bool(ok) for ok, _ in results)
-            print(f'{len(results)} notebooks ran: {passed} passed, {len(results) - passed} failed', flush=True)
+            print(f'notebooks: {passed} passed, {len(results) - passed} failed', flush=True)  # the closing line test runners print

@@ -117,7 +117,7 @@ def main():
                 rc, s, out, err = run(test_cmd, clone, online)
                 counts = re.search(r'(\d+) passed, (\d+) failed', out)
                 check(rc == 0 and counts is not None and counts[2] == '0', f'`{test_cmd}` passes on the fresh clone ({s:.0f} s): {counts and counts[0]}')
-            else: run("pip install -q -e '.[dev]'", clone, env)  # the offline check below runs nbdev_test
+            else: run("pip install -q -e '.[dev]'", clone, env)  # the offline check below runs the test command
         bare = clean_copy(tmp/'offline')
         if args.skip_online and not args.offline_here: run("pip install -q -e '.[dev]'", bare, env)  # the commands below need the package and nbdev installed
         offline = dict(env, HF_ENDPOINT='http://127.0.0.1:9')  # nothing listens on port 9: as unreachable as a machine without internet
