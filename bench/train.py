@@ -25,7 +25,8 @@ the 1M and 3M presets; the 28M preset at least 60% of the bf16 matmul peak measu
     python bench/train.py --generation [--presets 1M 8M 28M] [--new-tokens 256]
 
 Tokens/s of `tinystories.generate.generate_ids` (KV cache, sampling) at batch 1 and 8, random weights, fp32, and of the
-widget's streaming path (`stream_tokens`: encode, generate, decode piece by piece) at batch 1. Goal: the widget streams
+widget's streaming path (`stream_tokens`: encode, generate, decode piece by piece) at batch 1; generate_ids is timed
+both ways in alternating repeats: its default one thread per one-token step, and torch's own thread setting. Goal: the widget streams
 at least 100 tokens/s for the 8M preset. Every figure is printed with the load average; nothing is asserted.
 """
 import argparse, math, os, platform, time
@@ -181,21 +182,25 @@ def generation(args, device, root=Path('.')):
         tok_dir = trim_tokenizer(files, base=gpt_neo_folder(root / 'data'), out=Path(tempfile.mkdtemp()))
     tokenizer = load_tokenizer(tok_dir)
     n = args.new_tokens
-    print(f'| preset | batch | path | new tokens | tokens/s (all sequences) | ms per step | load avg |\n|---|---:|---|---:|---:|---:|---:|', flush=True)
+    print(f'| preset | batch | path | new tokens | tokens/s (all sequences) | ms per step | tokens/s, decode on torch\'s {torch.get_num_threads()} threads | one thread / torch\'s | load avg |\n|---|---:|---|---:|---:|---:|---:|---:|---:|', flush=True)
+    def rate(batch, threads, r):
+        t = time.perf_counter(); k = sum(1 for _ in generate_ids(model, [[0]] * batch, n, seed=r, decode_threads=threads))
+        return k, batch * k / (time.perf_counter() - t)
     for preset in args.presets:
         torch.manual_seed(0)
         model = GPT(preset_config(preset, tokenizer.get_vocab_size(), context=max(512, n + 1))).to(device).eval()
         for batch in (1, 8):
             sum(1 for _ in generate_ids(model, [[0]] * batch, 8, seed=0))  # warm-up
-            best = math.inf
-            for r in range(args.repeats):
-                t = time.perf_counter(); k = sum(1 for _ in generate_ids(model, [[0]] * batch, n, seed=r)); best = min(best, time.perf_counter() - t)
-            print(f'| {preset} | {batch} | generate_ids | {k} | {batch * k / best:,.0f} | {1000 * best / k:.1f} | {os.getloadavg()[0]:.1f} |', flush=True)
+            one, many = [], []
+            for r in range(args.repeats):  # alternating: the default (one thread per one-token step) and torch's setting
+                k, a = rate(batch, 1, r); _, b = rate(batch, None, r); one.append(a); many.append(b)
+            print(f'| {preset} | {batch} | generate_ids | {k} | {max(one):,.0f} | {1000 * batch * k / max(one) / k:.1f} | {max(many):,.0f} | '
+                  f'{float(np.median([a / b for a, b in zip(one, many)])):.1f}x | {os.getloadavg()[0]:.1f} |', flush=True)
         best, k = math.inf, 0
         for r in range(args.repeats):
             t = time.perf_counter(); k = sum(1 for t_, _ in stream_tokens(model, tokenizer, 'Once upon a time', n, seed=r) if t_ is not None)
             best = min(best, time.perf_counter() - t)
-        print(f'| {preset} | 1 | widget stream_tokens | {k} | {k / best:,.0f} | {1000 * best / k:.1f} | {os.getloadavg()[0]:.1f} |', flush=True)
+        print(f'| {preset} | 1 | widget stream_tokens | {k} | {k / best:,.0f} | {1000 * best / k:.1f} | | | {os.getloadavg()[0]:.1f} |', flush=True)
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
