@@ -12,6 +12,22 @@ The peak is the best time of a large square matmul (`torch.mm`, n x n) at each p
 Each training step is the trainer's own: `accumulate_gradients` (bf16 autocast or fp32), gradient clipping, AdamW.
 
 usage: python bench/train.py [--presets 1M 8M 28M] [--dtypes fp32 bf16] [--batch-size 16] [--context 256] [--steps 5]
+
+    python bench/train.py --vs-baseline [--presets 1M 3M] [--dtypes fp32 bf16] [--rounds 5]
+
+Our training step against a plain eager GPT of the same shape written below (`BaselineGPT`: the textbook minimal GPT,
+as nanoGPT: learned position embeddings, one nn.Linear for q, k, v, F.scaled_dot_product_attention, GELU MLP,
+LayerNorm, tied head, torch.optim.AdamW on all parameters with weight decay on the matrices). Both draw the same
+batches and run forward + backward + clip + AdamW; they are timed in alternating rounds within this one run (same
+threads, same load), and the ratio is the median of the per-round ratios. Goal: ours at least 1.5x the baseline for
+the 1M and 3M presets; the 28M preset at least 60% of the bf16 matmul peak measured in the same run.
+
+    python bench/train.py --generation [--presets 1M 8M 28M] [--new-tokens 256]
+
+Tokens/s of `tinystories.generate.generate_ids` (KV cache, sampling) at batch 1 and 8, random weights, fp32, and of the
+widget's streaming path (`stream_tokens`: encode, generate, decode piece by piece) at batch 1; generate_ids is timed
+both ways in alternating repeats: its default one thread per one-token step, and torch's own thread setting. Goal: the widget streams
+at least 100 tokens/s for the 8M preset. Every figure is printed with the load average; nothing is asserted.
 """
 import argparse, math, os, platform, time
 from pathlib import Path
@@ -63,6 +79,129 @@ def bench(preset, dtype, args, device, data, vocab_size):
     tok_s = args.steps * cfg.batch_size * cfg.context / (time.perf_counter() - t)
     return param_counts(model)['total'], tok_s, tok_s * flops_per_token(model, cfg.context)
 
+class BaselineBlock(torch.nn.Module):
+    "A textbook pre-LN block: LayerNorm, causal self-attention (one qkv Linear, SDPA), LayerNorm, GELU MLP."
+    def __init__(self, d, n_head):
+        super().__init__()
+        self.n_head = n_head
+        self.ln1, self.ln2 = torch.nn.LayerNorm(d), torch.nn.LayerNorm(d)
+        self.qkv, self.proj = torch.nn.Linear(d, 3 * d), torch.nn.Linear(d, d)
+        self.fc, self.fc_proj = torch.nn.Linear(d, 4 * d), torch.nn.Linear(4 * d, d)
+
+    def forward(self, x):
+        B, T, C = x.shape
+        q, k, v = self.qkv(self.ln1(x)).split(C, dim=2)
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        y = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+        x = x + self.proj(y.transpose(1, 2).contiguous().view(B, T, C))
+        return x + self.fc_proj(torch.nn.functional.gelu(self.fc(self.ln2(x))))
+
+class BaselineGPT(torch.nn.Module):
+    "The plain eager GPT the issue compares against: learned positions, tied head, nothing fused or cached."
+    def __init__(self, vocab_size, n_embd, n_layer, n_head, context):
+        super().__init__()
+        self.tok_emb, self.pos_emb = torch.nn.Embedding(vocab_size, n_embd), torch.nn.Embedding(context, n_embd)
+        self.blocks = torch.nn.ModuleList(BaselineBlock(n_embd, n_head) for _ in range(n_layer))
+        self.ln_f = torch.nn.LayerNorm(n_embd)
+        self.head = torch.nn.Linear(n_embd, vocab_size, bias=False)
+        self.head.weight = self.tok_emb.weight
+        for m in self.modules():
+            if isinstance(m, (torch.nn.Linear, torch.nn.Embedding)): torch.nn.init.normal_(m.weight, 0.0, 0.02)
+
+    def forward(self, idx, targets):
+        x = self.tok_emb(idx) + self.pos_emb(torch.arange(idx.shape[1], device=idx.device))
+        for b in self.blocks: x = b(x)
+        logits = self.head(self.ln_f(x))
+        return torch.nn.functional.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
+
+def baseline_optimizer(model, lr=3e-3, weight_decay=0.1):
+    "AdamW as nanoGPT configures it: decay on matrices, none on biases and norms."
+    params = [p for p in model.parameters() if p.requires_grad]
+    return torch.optim.AdamW([dict(params=[p for p in params if p.dim() >= 2], weight_decay=weight_decay),
+                              dict(params=[p for p in params if p.dim() < 2], weight_decay=0.0)], lr=lr, betas=(0.9, 0.95))
+
+def step_fns(preset, dtype, args, device, data, vocab_size):
+    "(ours, baseline, cfg, our model): one training step of each, same shape, same batches, each with its own optimizer."
+    cfg = resolve_config(preset=preset, batch_size=args.batch_size, context=args.context, dtype=dtype, compile=args.compile, device=str(device))
+    torch.manual_seed(0)
+    model = GPT(model_config(cfg, vocab_size)).to(device)
+    net = torch.compile(model) if cfg.compile else model
+    opt = make_optimizer(model, cfg)
+    c = model.config
+    base = BaselineGPT(vocab_size, c.n_embd, c.n_layer, c.n_head, cfg.context).to(device)
+    bopt = baseline_optimizer(base, cfg.lr, cfg.weight_decay)
+    def ours(i):
+        accumulate_gradients(net, data, i, cfg, 0, 1, device)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step(); opt.zero_grad(set_to_none=True)
+    def baseline(i):
+        x, y = data.train_batch(i, cfg.batch_size, cfg.context, seed=cfg.seed, device=device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == 'bf16'): loss = base(x, y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(base.parameters(), cfg.grad_clip)
+        bopt.step(); bopt.zero_grad(set_to_none=True)
+    return ours, baseline, cfg, model
+
+def timed(step, first, n):
+    "Seconds of `n` calls step(first), step(first+1), ..."
+    t = time.perf_counter()
+    for i in range(first, first + n): step(i)
+    return time.perf_counter() - t
+
+def vs_baseline(args, device, data, vocab_size, peaks):
+    "Print our tokens/s against the baseline's, timed in alternating rounds."
+    print('| preset | dtype | ours tok/s | baseline tok/s | ours / baseline | ours MFU | load avg |\n|---|---|---:|---:|---:|---:|---:|', flush=True)
+    for preset in args.presets:
+        for dt in args.dtypes:
+            ours, baseline, cfg, model = step_fns(preset, dt, args, device, data, vocab_size)
+            tok = cfg.batch_size * cfg.context
+            t_compile = timed(ours, 0, args.warmup); timed(baseline, 0, args.warmup)
+            rows = []
+            for r in range(args.rounds):
+                first = args.warmup + r * args.steps
+                a, b = (timed(ours, first, args.steps), timed(baseline, first, args.steps)) if r % 2 == 0 else \
+                       tuple(reversed((timed(baseline, first, args.steps), timed(ours, first, args.steps))))
+                rows.append((args.steps * tok / a, args.steps * tok / b))
+            o, bl = float(np.median([r[0] for r in rows])), float(np.median([r[1] for r in rows]))
+            ratio = float(np.median([r[0] / r[1] for r in rows]))
+            mfu = o * flops_per_token(model, cfg.context) / peaks[dt]
+            print(f'| {preset} | {dt} | {o:,.0f} | {bl:,.0f} | {ratio:.2f}x | {mfu:.0%} | {os.getloadavg()[0]:.1f} |', flush=True)
+            if args.compile: print(f'# {preset} {dt}: first {args.warmup} steps (compile included) took {t_compile:.1f} s', flush=True)
+
+def generation(args, device, root=Path('.')):
+    "Print tokens/s of `generate_ids` at batch 1 and 8, and of the widget's streaming path at batch 1."
+    import tempfile
+    from tinystories.model import preset_config
+    from tinystories.generate import generate_ids, stream_tokens
+    from tinystories.tokenizer import load_tokenizer
+    tok_dir = root / 'data' / 'tokenizer'
+    if not (tok_dir / 'tokenizer.json').is_file():
+        from tinystories.data import COURSE_STORIES, course_stories
+        from tinystories.tokenizer import trim_tokenizer, gpt_neo_folder
+        files = [course_stories(s, v, root / 'data') for s, v in COURSE_STORIES if s == 'train']
+        tok_dir = trim_tokenizer(files, base=gpt_neo_folder(root / 'data'), out=Path(tempfile.mkdtemp()))
+    tokenizer = load_tokenizer(tok_dir)
+    n = args.new_tokens
+    print(f'| preset | batch | path | new tokens | tokens/s (all sequences) | ms per step | tokens/s, decode on torch\'s {torch.get_num_threads()} threads | one thread / torch\'s | load avg |\n|---|---:|---|---:|---:|---:|---:|---:|---:|', flush=True)
+    def rate(batch, threads, r):
+        t = time.perf_counter(); k = sum(1 for _ in generate_ids(model, [[0]] * batch, n, seed=r, decode_threads=threads))
+        return k, batch * k / (time.perf_counter() - t)
+    for preset in args.presets:
+        torch.manual_seed(0)
+        model = GPT(preset_config(preset, tokenizer.get_vocab_size(), context=max(512, n + 1))).to(device).eval()
+        for batch in (1, 8):
+            sum(1 for _ in generate_ids(model, [[0]] * batch, 8, seed=0))  # warm-up
+            one, many = [], []
+            for r in range(args.repeats):  # alternating: the default (one thread per one-token step) and torch's setting
+                k, a = rate(batch, 1, r); _, b = rate(batch, None, r); one.append(a); many.append(b)
+            print(f'| {preset} | {batch} | generate_ids | {k} | {max(one):,.0f} | {1000 * batch * k / max(one) / k:.1f} | {max(many):,.0f} | '
+                  f'{float(np.median([a / b for a, b in zip(one, many)])):.1f}x | {os.getloadavg()[0]:.1f} |', flush=True)
+        best, k = math.inf, 0
+        for r in range(args.repeats):
+            t = time.perf_counter(); k = sum(1 for t_, _ in stream_tokens(model, tokenizer, 'Once upon a time', n, seed=r) if t_ is not None)
+            best = min(best, time.perf_counter() - t)
+        print(f'| {preset} | 1 | widget stream_tokens | {k} | {k / best:,.0f} | {1000 * best / k:.1f} | | | {os.getloadavg()[0]:.1f} |', flush=True)
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--presets', nargs='+', default=['1M', '8M', '28M'])
@@ -76,8 +215,18 @@ def main():
     p.add_argument('--matmul-n', type=int, default=4096)
     p.add_argument('--compile', action='store_true')
     p.add_argument('--device', default='auto')
+    p.add_argument('--vs-baseline', action='store_true', help='ours against the plain eager GPT, alternating rounds')
+    p.add_argument('--rounds', type=int, default=5, help='with --vs-baseline: alternating timing rounds')
+    p.add_argument('--generation', action='store_true', help='tokens/s of generate_ids and of the widget stream')
+    p.add_argument('--new-tokens', type=int, default=256)
+    p.add_argument('--repeats', type=int, default=2)
+    p.add_argument('--threads', type=int, default=None, help='torch threads (default: torch\'s choice)')
     args = p.parse_args()
+    if args.threads: torch.set_num_threads(args.threads)
     device = pick_device(args.device)
+    if args.generation:
+        print(f'# generation on {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads; torch {torch.__version__}; load average {os.getloadavg()}')
+        return generation(args, device)
     vocab_size = args.vocab_size
     if vocab_size is None:
         tok = Path('data/tokenizer/tokenizer.json')
@@ -92,6 +241,7 @@ def main():
           f'batches from {data.path}' + ('' if data.path == Path(args.data) else ' (random ids: no token file at --data)'))
     peaks = {dt: peak_matmul_flops(torch.float32 if dt == 'fp32' else torch.bfloat16, device, args.matmul_n) for dt in args.dtypes}
     for dt, f in peaks.items(): print(f'# peak {dt} matmul ({args.matmul_n}^3): {f / 1e9:,.1f} GFLOP/s')
+    if args.vs_baseline: return vs_baseline(args, device, data, vocab_size, peaks)
     print(f"| preset | params | dtype | tokens/s | model GFLOP/s | peak GFLOP/s | MFU |\n|---|---:|---|---:|---:|---:|---:|")
     for preset in args.presets:
         for dt in args.dtypes:

@@ -92,8 +92,10 @@ class CausalSelfAttention(nn.Module):
     def forward(self, x, cos, sin, cache=None, key_mask=None):
         "`x` `(B, T, n_embd)` -> `(B, T, n_embd)`; `key_mask` `(B, cached + T)` marks real keys."
         B, T, C = x.shape
-        q, k, v = self.qkv(x).view(B, T, 3, self.n_head, C // self.n_head).permute(2, 0, 3, 1, 4)  # 3 x (B, nh, T, hd)
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        qk, v = self.qkv(x).view(B, T, 3, self.n_head, C // self.n_head).split([2, 1], dim=2)  # split: its gradient is one cat, no zero-fill
+        # queries and keys rotate together, in one call, before the heads move in front of time: half the small ops per layer
+        q, k = apply_rope(qk, cos[:, None, None], sin[:, None, None]).permute(2, 0, 3, 1, 4)  # cos, sin (T, 1, 1, hd/2) broadcast; 2 x (B, nh, T, hd)
+        v = v[:, :, 0].transpose(1, 2)
         if cache is not None: k, v = cache.update(self.layer_idx, k, v)
         mask = attention_mask(T, k.shape[2] - T, key_mask, x.device)
         y = F.scaled_dot_product_attention(q, k.to(q.dtype), v.to(q.dtype), attn_mask=mask,

@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['check_sampling_args', 'filter_logits', 'sample_next', 'TextStream', 'model_device', 'crop_prompt', 'left_pad',
-           'generate_ids', 'encode_prompt', 'stream_tokens', 'stream_generate', 'generate', 'find_checkpoint',
-           'load_model_and_tokenizer', 'generate_command', 'add_commands', 'StoryWidget']
+           'forward_on_threads', 'generate_ids', 'encode_prompt', 'stream_tokens', 'stream_generate', 'generate',
+           'find_checkpoint', 'load_model_and_tokenizer', 'generate_command', 'add_commands', 'StoryWidget']
 
 # %% ../nbs/06_generate.ipynb #070aaac9
 import argparse, html, math, sys, time, warnings
@@ -93,10 +93,19 @@ def left_pad(prompts, pad_id):
         ids[i, L - len(p):], real[i, L - len(p):] = torch.tensor(p), True
     return ids, real
 
+# %% ../nbs/06_generate.ipynb #76de41ac
+def forward_on_threads(model, threads, *args, **kwargs):
+    "`model(*args, **kwargs)` computed on `threads` torch threads (None: torch's current setting, unchanged), which are restored afterwards."
+    before = torch.get_num_threads()
+    if threads is None or threads == before: return model(*args, **kwargs)
+    torch.set_num_threads(threads)
+    try: return model(*args, **kwargs)
+    finally: torch.set_num_threads(before)
+
 # %% ../nbs/06_generate.ipynb #9d2fa8eb
 @torch.inference_mode()
-def generate_ids(model, prompts, max_new_tokens=200, temperature=1.0, top_k=None, top_p=None, seed=None, eot=None, use_cache=True):
-    "Yield, step by step, the next token id of each prompt in `prompts` (lists of ids), None for a prompt that has ended at `eot`."
+def generate_ids(model, prompts, max_new_tokens=200, temperature=1.0, top_k=None, top_p=None, seed=None, eot=None, use_cache=True, decode_threads=1):
+    "Yield, step by step, the next token id of each prompt in `prompts` (lists of ids), None for a prompt that has ended at `eot`; one-token steps on the CPU run on `decode_threads` threads (None: torch's setting)."
     check_sampling_args(temperature, top_k, top_p, max_new_tokens)
     ctx, device = model.config.context, model_device(model)
     keep = max(ctx // 2, 1)
@@ -115,7 +124,8 @@ def generate_ids(model, prompts, max_new_tokens=200, temperature=1.0, top_k=None
             if cache is None or not use_cache:
                 cache, fed = (model.new_cache(B, device=device) if use_cache else None), start
             window_real = real[:, start:]
-            logits = model(seq[:, fed:], cache=cache, key_mask=None if window_real.all() else window_real)[:, -1]
+            threads = decode_threads if S - fed == 1 and device.type == 'cpu' else None  # a prompt (many tokens) keeps every thread
+            logits = forward_on_threads(model, threads, seq[:, fed:], cache=cache, key_mask=None if window_real.all() else window_real)[:, -1]
             fed = S
             nxt = sample_next(logits, temperature, top_k, top_p, gen)
             ended = done | (nxt == eot) if eot is not None else done

@@ -93,16 +93,20 @@ class GPT(nn.Module):
         if n_past + T > self.config.context:
             raise ValueError(f'{n_past} cached + {T} new tokens exceed the context of {self.config.context}: '
                              f'cut the input or slide the window with cache.crop_left')
-        if idx.device.type == 'cpu' and not torch.compiler.is_compiling() and T and (idx.min() < 0 or idx.max() >= self.config.vocab_size):
-            raise ValueError(f'token ids must be in [0, {self.config.vocab_size}), got {idx.min().item()}..{idx.max().item()}: '
-                             'was the data made with another tokenizer?')
         if cache is not None: key_mask = cache.full_key_mask(T, key_mask)
         cos, sin = self.rotary.cos_sin(T, cache.pos if cache is not None else 0)
-        x = self.drop(self.tok_emb(idx))
+        x = self.drop(self.token_embedding(idx))
         for block in self.blocks: x = block(x, cos, sin, cache, key_mask)
         if cache is not None: cache.advance(T)
         logits = self.head(self.ln_f(x))
         return logits.to(torch.promote_types(logits.dtype, torch.float32))  # fp32 under autocast, fp64 stays fp64
+
+    def token_embedding(self, idx):
+        "The embedding of each id; an id outside the vocabulary gets a clear error, at no cost per step (the loader checks files once)."
+        try: return self.tok_emb(idx)
+        except IndexError:  # the CPU embedding's own error ('index out of range in self') names neither the ids nor the vocabulary
+            raise ValueError(f'token ids must be in [0, {self.config.vocab_size}), got {idx.min().item()}..{idx.max().item()}: '
+                             'was the data made with another tokenizer?') from None
 
     def new_cache(self, batch_size, device=None, dtype=None):
         "An empty `KVCache` for `batch_size` sequences (device and dtype default to those the model computes in)."
