@@ -31,42 +31,40 @@ def trimmed_vocab_size(root):
         return load_tokenizer(trim_tokenizer(files, base=gpt_neo_folder(root / 'data'), out=Path(d))).get_vocab_size()
 
 
+def best_seconds(run, repeats, expected):
+    "Best wall time of `repeats` calls of `run(r)` (r = 0, 1, ...), each of which must return `expected` (the tokens it made)."
+    best = float('inf')
+    for r in range(repeats):
+        t0 = time.perf_counter()
+        got = run(r)
+        best = min(best, time.perf_counter() - t0)
+        assert got == expected, (got, expected)
+    return best
+
+
 def seconds(model, n_new, use_cache, dtype, repeats):
     "Best wall time of `repeats` generations of `n_new` tokens from a one-token prompt."
     from tinystories.generate import generate_ids
-    best = float('inf')
-    for r in range(repeats):
+    def run(r):
         with torch.autocast('cpu', dtype=torch.bfloat16, enabled=dtype == 'autocast'):
-            t0 = time.perf_counter()
-            n = sum(1 for _ in generate_ids(model, [[0]], n_new, temperature=1.0, seed=r, use_cache=use_cache))
-            best = min(best, time.perf_counter() - t0)
-        assert n == n_new, (n, n_new)
-    return best
+            return sum(1 for _ in generate_ids(model, [[0]], n_new, temperature=1.0, seed=r, use_cache=use_cache))
+    return best_seconds(run, repeats, n_new)
 
 
 def seconds_ours_greedy(model, n_new, repeats):
     "Best wall time of our greedy generation (KV cache) of `n_new` tokens from a one-token prompt, never stopping early."
     from tinystories.generate import generate_ids
-    best = float('inf')
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        n = sum(1 for _ in generate_ids(model, [[0]], n_new, temperature=0))
-        best = min(best, time.perf_counter() - t0)
-    assert n == n_new, (n, n_new)
-    return best
+    return best_seconds(lambda r: sum(1 for _ in generate_ids(model, [[0]], n_new, temperature=0)), repeats, n_new)
 
 
 def seconds_transformers_greedy(hf_model, n_new, repeats):
     "Best wall time of transformers' `generate` (greedy, its KV cache) of exactly `n_new` tokens from a one-token prompt."
-    best = float('inf')
-    for _ in range(repeats):
-        with torch.inference_mode():
-            t0 = time.perf_counter()
-            out = hf_model.generate(torch.zeros(1, 1, dtype=torch.long), max_new_tokens=n_new, min_new_tokens=n_new, do_sample=False,
-                                    use_cache=True, pad_token_id=0)
-            best = min(best, time.perf_counter() - t0)
-    assert out.shape[1] == 1 + n_new, (out.shape, n_new)
-    return best
+    @torch.inference_mode()
+    def run(r):
+        out = hf_model.generate(torch.zeros(1, 1, dtype=torch.long), max_new_tokens=n_new, min_new_tokens=n_new, do_sample=False,
+                                use_cache=True, pad_token_id=0)
+        return out.shape[1] - 1
+    return best_seconds(run, repeats, n_new)
 
 
 def vs_transformers(args, vocab):

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np, torch
 from tinystories.model import GPT, param_counts
 from tinystories.loader import TokenFile
-from tinystories.train import resolve_config, model_config, make_optimizer, accumulate_gradients, pick_device
+from tinystories.train import resolve_config, model_config, make_optimizer, param_groups, accumulate_gradients, pick_device
 
 def peak_matmul_flops(dtype, device, n=4096, reps=5):
     "Best FLOP/s of an n x n x n matmul at `dtype` on `device`."
@@ -60,8 +60,8 @@ def token_file(path, context, vocab_size):
     np.random.default_rng(0).integers(0, vocab_size, 1 << 20, dtype=np.uint16).tofile(tmp)
     return TokenFile(tmp, vocab_size=vocab_size, context=context)
 
-def bench(preset, dtype, args, device, data, vocab_size):
-    "(params, tokens/s, model FLOP/s) of `args.steps` timed training steps of `preset` at `dtype`."
+def our_step(preset, dtype, args, device, data, vocab_size):
+    "(step, cfg, model): one training step of our GPT (forward, backward, clipping, AdamW) as the trainer takes it."
     cfg = resolve_config(preset=preset, batch_size=args.batch_size, context=args.context, dtype=dtype, compile=args.compile, device=str(device))
     torch.manual_seed(0)
     model = GPT(model_config(cfg, vocab_size)).to(device)
@@ -71,6 +71,11 @@ def bench(preset, dtype, args, device, data, vocab_size):
         accumulate_gradients(net, data, i, cfg, 0, 1, device)
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step(); opt.zero_grad(set_to_none=True)
+    return step, cfg, model
+
+def bench(preset, dtype, args, device, data, vocab_size):
+    "(params, tokens/s, model FLOP/s) of `args.steps` timed training steps of `preset` at `dtype`."
+    step, cfg, model = our_step(preset, dtype, args, device, data, vocab_size)
     for i in range(args.warmup): step(i)
     if device.type == 'cuda': torch.cuda.synchronize()
     t = time.perf_counter()
@@ -115,25 +120,15 @@ class BaselineGPT(torch.nn.Module):
         return torch.nn.functional.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
 
 def baseline_optimizer(model, lr=3e-3, weight_decay=0.1):
-    "AdamW as nanoGPT configures it: decay on matrices, none on biases and norms."
-    params = [p for p in model.parameters() if p.requires_grad]
-    return torch.optim.AdamW([dict(params=[p for p in params if p.dim() >= 2], weight_decay=weight_decay),
-                              dict(params=[p for p in params if p.dim() < 2], weight_decay=0.0)], lr=lr, betas=(0.9, 0.95))
+    "AdamW as nanoGPT configures it: decay on matrices, none on biases and norms (the same groups as ours), torch's default kernel."
+    return torch.optim.AdamW(param_groups(model, weight_decay), lr=lr, betas=(0.9, 0.95))
 
 def step_fns(preset, dtype, args, device, data, vocab_size):
     "(ours, baseline, cfg, our model): one training step of each, same shape, same batches, each with its own optimizer."
-    cfg = resolve_config(preset=preset, batch_size=args.batch_size, context=args.context, dtype=dtype, compile=args.compile, device=str(device))
-    torch.manual_seed(0)
-    model = GPT(model_config(cfg, vocab_size)).to(device)
-    net = torch.compile(model) if cfg.compile else model
-    opt = make_optimizer(model, cfg)
+    ours, cfg, model = our_step(preset, dtype, args, device, data, vocab_size)
     c = model.config
     base = BaselineGPT(vocab_size, c.n_embd, c.n_layer, c.n_head, cfg.context).to(device)
     bopt = baseline_optimizer(base, cfg.lr, cfg.weight_decay)
-    def ours(i):
-        accumulate_gradients(net, data, i, cfg, 0, 1, device)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step(); opt.zero_grad(set_to_none=True)
     def baseline(i):
         x, y = data.train_batch(i, cfg.batch_size, cfg.context, seed=cfg.seed, device=device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == 'bf16'): loss = base(x, y)
