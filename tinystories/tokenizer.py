@@ -6,7 +6,8 @@
 __all__ = ['BASE', 'NEO_FILES', 'gpt_neo_folder', 'byte_level_bpe', 'tokenizer_from_file', 'hub_reachable', 'hub_tokenizer_files',
            'load_base_tokenizer', 'vocab_and_merges', 'encode_batches', 'token_counts', 'plot_token_frequency',
            'merge_closure', 'kept_ids', 'trimmed_tokenizer', 'check_trim_out', 'trim_tokenizer', 'load_tokenizer',
-           'load_id_map', 'to_base_ids', 'from_base_ids', 'eot_id', 'tokenizer_sha256', 'add_commands']
+           'load_id_map', 'to_base_ids', 'from_base_ids', 'eot_id', 'tokenizer_sha256', 'add_commands',
+           'course_tokenizer']
 
 # %% ../nbs/01_tokenizer.ipynb #85ed1eb2
 import hashlib, json, os, socket
@@ -18,7 +19,8 @@ import numpy as np
 from tokenizers import Tokenizer, models, pre_tokenizers, decoders, processors, AddedToken
 from tqdm.auto import tqdm
 
-from .data import DATA_DIR, EOT, check_file, iter_stories, write_atomic, load_json, hub_url, download_file
+from .data import DATA_DIR, EOT, COURSE_STORIES, check_file, iter_stories, write_atomic, load_json, course_stories, temp_path, remove_path, remove_stale_temps
+from .download import hub_url, download_file
 
 # %% ../nbs/01_tokenizer.ipynb #0d894215
 BASE = 'EleutherAI/gpt-neo-125M'  # the Hub repository of GPT-Neo's tokenizer; `EOT` (`<|endoftext|>`) comes from `00_data`
@@ -258,3 +260,20 @@ def add_commands(sub):
     p.add_argument('--out', type=Path, default=DATA_DIR/'tokenizer', help='output folder (default: data/tokenizer)')
     p.add_argument('--force', action='store_true', help='replace a trimmed tokenizer already in --out')
     p.set_defaults(func=_trim_command)
+
+# %% ../nbs/01_tokenizer.ipynb #1cf6e000
+def course_tokenizer(data_dir=DATA_DIR):
+    "Folder of the course's tokenizer: GPT-Neo's trimmed to the course's training stories, trimmed once and kept in `data_dir/course-tokenizer`."
+    folder = Path(data_dir)/'course-tokenizer'
+    if (folder/'tokenizer.json').is_file(): return folder
+    stories = [course_stories(split, version, data_dir) for split, version in COURSE_STORIES if split == 'train']
+    base = gpt_neo_folder(data_dir)
+    remove_stale_temps(folder.parent, folder.name)  # what a killed run left
+    tmp = temp_path(folder)
+    try:
+        trim_tokenizer(stories, base, tmp)
+        try: os.rename(tmp, folder)  # atomic; refused when another process has put its (identical) tokenizer there first
+        except OSError:
+            if not (folder/'tokenizer.json').is_file(): raise
+    finally: remove_path(tmp)
+    return folder

@@ -22,7 +22,8 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm.auto import tqdm
 from .model import GPT, PRESETS, preset_config, param_counts, save_model, load_model, check_device
-from .data import download_tinystories, hub_filename, DownloadError, DataMissingError, all_missing, DiskFullError, atomic_path, write_atomic, remove_stale_temps, no_space
+from .data import hub_filename, DiskFullError, atomic_path, write_atomic, remove_stale_temps, no_space
+from .download import download_tinystories, DownloadError, DataMissingError, all_missing
 from .tokenizer import load_tokenizer, tokenizer_sha256, trim_tokenizer, gpt_neo_folder
 from .pretokenize import prepare
 from .loader import TokenFile, loader_state
