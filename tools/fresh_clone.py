@@ -4,8 +4,8 @@
 
 1. A clean copy of the repository (the files git tracks, as they are in the working tree: no data/, no build outputs)
    and a new virtual environment with the CPU build of torch (`pip install torch==2.13.0`, as `.ci/run` does).
-2. Online: a small HTTP server on 127.0.0.1 serves the shared TinyStories heads as the Hub's TinyStories files and
-   GPT-Neo's `vocab.json` + `merges.txt` under the Hub's URLs; `HF_ENDPOINT` points at it. Both Quick start commands
+2. Online: the course's local Hub (`tinystories.download.LocalHub`) serves the shared TinyStories heads as the Hub's
+   TinyStories files and GPT-Neo's `vocab.json` + `merges.txt` under the Hub's URLs; `HF_ENDPOINT` points at it. Both Quick start commands
    of README.md run in the copy's root, literally; each must succeed, the test command reporting `N passed, 0 failed`.
 3. Offline: another clean copy, `HF_ENDPOINT` at a port where nothing listens; each command must fail within seconds
    with a single line that names what is missing and the two ways out, and no traceback.
@@ -13,12 +13,14 @@
 Prints each command with its exit status, wall time and last lines of output; exits 1 if a check fails.
 Takes about as long as the main job plus the test suite (20 to 30 minutes on two busy cores).
 """
-import argparse, hashlib, http.server, os, re, shutil, subprocess, sys, tempfile, threading, time
+import argparse, os, re, shutil, subprocess, sys, tempfile, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TINYSTORIES = '/datasets/roneneldan/TinyStories/resolve/main/'
-GPT_NEO = '/EleutherAI/gpt-neo-125M/resolve/main/'
+sys.path.insert(0, str(ROOT))  # this repository's package, whichever environment runs the tool
+from tinystories.data import HUB_FILES, HUB_REPO
+from tinystories.download import LocalHub, repo_path
+from tinystories.tokenizer import BASE
 
 
 def readme_commands(readme):
@@ -27,35 +29,11 @@ def readme_commands(readme):
     return re.findall(r'```sh\n(.+?)\n```', quick)
 
 
-def hub_files(shared):
-    "URL path -> local file: the shared heads stand in for the Hub's full files."
-    t, g = Path(shared)/'tinystories', Path(shared)/'gpt-neo'
-    return {TINYSTORIES + 'TinyStories-train.txt': t/'train-v1-head.txt', TINYSTORIES + 'TinyStories-valid.txt': t/'valid-v1-head.txt',
-            TINYSTORIES + 'TinyStoriesV2-GPT4-train.txt': t/'train-v2-head.txt', GPT_NEO + 'vocab.json': g/'vocab.json', GPT_NEO + 'merges.txt': g/'merges.txt'}
-
-
-def serve_hub(files):
-    "Start a thread serving `files` (URL path -> file) with HTTP Range support, as the Hub's content store does; return its URL and a request log."
-    requests = []
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            requests.append(self.path)
-            if self.path not in files: return self.send_error(404)
-            data = files[self.path].read_bytes()
-            start, end = 0, len(data)
-            if m := re.fullmatch(r'bytes=(\d+)-(\d*)', self.headers.get('Range', '')):
-                start, end = int(m[1]), min(int(m[2]) + 1 if m[2] else len(data), len(data))
-                if start >= len(data):
-                    self.send_response(416); self.send_header('Content-Range', f'bytes */{len(data)}'); return self.end_headers()
-                self.send_response(206); self.send_header('Content-Range', f'bytes {start}-{end - 1}/{len(data)}')
-            else: self.send_response(200)
-            self.send_header('Content-Length', str(end - start)); self.send_header('ETag', f'"{hashlib.sha256(data).hexdigest()}"')
-            self.end_headers()
-            self.wfile.write(data[start:end])
-        def log_message(self, *args): pass
-    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return f'http://127.0.0.1:{server.server_port}', requests
+def hub_repos(shared):
+    "The local Hub's repositories: the shared heads stand in for the Hub's full TinyStories files, the shared GPT-Neo files for its repository."
+    t = Path(shared)/'tinystories'
+    heads = {('train', 'v1'): 'train-v1-head.txt', ('valid', 'v1'): 'valid-v1-head.txt', ('train', 'v2'): 'train-v2-head.txt'}
+    return {repo_path(HUB_REPO): {HUB_FILES[k]: t/name for k, name in heads.items()}, repo_path(BASE, 'model'): Path(shared)/'gpt-neo'}
 
 
 def clean_copy(dest):
@@ -106,12 +84,13 @@ def main():
         if not (args.skip_online or args.offline_here):
             clone = clean_copy(tmp/'clone')
             check(not any((clone/'data').glob('*/*')), 'the clean copy has nothing under data/ but its README')
-            url, requests = serve_hub(hub_files(args.shared))
-            online = dict(env, HF_ENDPOINT=url)
+            hub = LocalHub(hub_repos(args.shared))
+            online = dict(env, HF_ENDPOINT=hub.url)
             rc, s, out, err = run(install_cmd, clone, online)
             check(rc == 0, f'`{install_cmd}` succeeds on the fresh clone ({s:.0f} s)')
             check('final validation loss' in out, 'the main job reports its final validation loss')
-            check(any(r.startswith(GPT_NEO) for r in requests) and any(r.startswith(TINYSTORIES) for r in requests),
+            asked = [path for _, path, _ in hub.requests]
+            check(all(any(p.startswith(f'/{repo}/') for p in asked) for repo in hub.repos),
                   'the stories and the tokenizer came from the (local) Hub')
             if not args.skip_test_command:
                 rc, s, out, err = run(test_cmd, clone, online)
