@@ -59,12 +59,13 @@ def course_data_problem(data_dir):
     "None when the course's samples and GPT-Neo's tokenizer are in `data_dir` (downloaded now if missing); else the one line that says what is missing."
     from tinystories.data import COURSE_STORIES, course_stories
     from tinystories.download import DataMissingError, all_missing
-    from tinystories.tokenizer import gpt_neo_folder
+    from tinystories.tokenizer import course_tokenizer, gpt_neo_folder
     missing = []
     for fetch in [*(lambda k=k: course_stories(*k, data_dir=data_dir) for k in COURSE_STORIES), lambda: gpt_neo_folder(data_dir)]:
         try: fetch()
         except DataMissingError as e: missing.append(e)
-    return str(all_missing(missing)) if missing else None
+    if missing: return str(all_missing(missing))
+    course_tokenizer(data_dir)  # trimmed once here, before the notebooks that use it run in parallel
 
 # %% ../nbs/10_cli.ipynb #c0de5a03
 def nbdev_test():

@@ -185,6 +185,7 @@ def download_tinystories(split='valid', version='v1', max_stories=None, out=DATA
 class LocalHub:
     "A stand-in for the Hugging Face Hub on 127.0.0.1: serves `repos` (`{repo path: folder or {name: file}}`) under the Hub's URLs."
     commit = '0' * 40
+    store = r'/store/((?:datasets/)?[^/]+/[^/]+)/(.+)'  # the content path a file is redirected to: /store/{repo}/{file}
 
     def __init__(self, repos):
         self.repos = {k: v if isinstance(v, dict) else Path(v) for k, v in repos.items()}
@@ -214,7 +215,7 @@ class LocalHub:
         path = h.path.split('?')[0]
         self.requests.append((h.command, path, h.headers.get('Range')))
         if m := re.fullmatch(r'/api/(models|datasets)/([^/]+/[^/]+)(/.*)?', path): return self.answer_api(h, m, send_body)
-        m = re.fullmatch(r'/((?:datasets/)?[^/]+/[^/]+)/resolve/[^/]+/(.+)', path) or re.fullmatch(r'/store/((?:datasets/)?[^/]+/[^/]+)/(.+)', path)
+        m = re.fullmatch(r'/((?:datasets/)?[^/]+/[^/]+)/resolve/[^/]+/(.+)', path) or re.fullmatch(self.store, path)
         if not m or m[1] not in self.repos: return self.reply(h, 404, X_Error_Code='RepoNotFound')
         if not (f := self.file(m[1], m[2])): return self.reply(h, 404, X_Error_Code='EntryNotFound')
         etag = f'"{hashlib.sha256(f.read_bytes()).hexdigest()}"'
@@ -250,6 +251,10 @@ class LocalHub:
             piece = body[i:i + (1 << 16)]
             self.bytes_sent += len(piece)  # counted before it is sent, so the client never sees bytes not yet counted
             h.wfile.write(piece)
+
+    def sent(self):
+        "`(repo, file)` of each file whose content was asked for (a GET of its content path), in order."
+        return [m.groups() for method, path, _ in self.requests if method == 'GET' and (m := re.fullmatch(self.store, path))]
 
     def reset(self): self.requests, self.bytes_sent = [], 0
     def close(self): self.server.shutdown(); self.server.server_close()
