@@ -224,7 +224,7 @@ class LocalHub:
         self.reply(h, 302, Location=f'/store/{m[1]}/{m[2]}', X_Repo_Commit=self.commit, X_Linked_Etag=etag, X_Linked_Size=f.stat().st_size)
 
     def answer_api(self, h, m, send_body):
-        repo = m[1] == 'datasets' and f'datasets/{m[2]}' or m[2]
+        repo = repo_path(m[2], m[1][:-1])  # models -> model, datasets -> dataset
         if repo not in self.repos: return self.reply(h, 404, X_Error_Code='RepoNotFound')
         files = self.repos[repo]
         names = sorted(files) if isinstance(files, dict) else sorted(p.name for p in files.iterdir())
