@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['check_sampling_args', 'filter_logits', 'sample_next', 'TextStream', 'model_device', 'crop_prompt', 'left_pad',
            'forward_on_threads', 'generate_ids', 'encode_prompt', 'stream_tokens', 'stream_generate', 'generate',
-           'find_checkpoint', 'load_model_and_tokenizer', 'generate_command', 'add_commands', 'StoryWidget']
+           'load_model_and_tokenizer', 'generate_command', 'add_commands', 'StoryWidget']
 
 # %% ../nbs/06_generate.ipynb #070aaac9
 import argparse, html, math, sys, time, warnings
@@ -169,21 +169,7 @@ def generate(model, tokenizer, prompt, max_new_tokens=200, temperature=1.0, top_
     return [tokenizer.decode(row) for row in new]
 
 # %% ../nbs/06_generate.ipynb #4b846f7b
-def find_checkpoint(path):
-    "The checkpoint folder to load: `path` if it holds model.safetensors, else the one `path/latest` names, else `path`'s newest subfolder holding one."
-    path = Path(path)
-    if (path / 'model.safetensors').exists(): return path
-    if not path.is_dir(): raise FileNotFoundError(f'{path}: no such checkpoint or run folder')
-    latest = path / 'latest'
-    if latest.is_dir(): return find_checkpoint(latest.resolve())
-    if latest.is_file():
-        named = path / latest.read_text().strip()
-        if (named / 'model.safetensors').exists(): return named
-    # a dot-folder is a checkpoint still being written
-    found = [d for d in path.iterdir() if not d.name.startswith('.') and (d / 'model.safetensors').exists()]
-    if not found: raise FileNotFoundError(f'{path}: holds no model.safetensors, nor any subfolder with one; '
-                                          'pass a folder written by save_model or by `tinystories train`')
-    return max(found, key=lambda d: ((d / 'model.safetensors').stat().st_mtime, d.name))
+from .train import find_checkpoint  # one rule for every reader of checkpoints (08_train)
 
 def load_model_and_tokenizer(path, device='cpu', dtype=None):
     "The model (in `dtype`, if given) and tokenizer of a checkpoint folder or a run folder (its latest checkpoint), or of a transformers model folder or Hub id (`11_hf`)."
