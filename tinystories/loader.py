@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['token_count', 'sampled_max_id', 'check_token_ids', 'window_offsets', 'gather_windows', 'eval_offsets', 'to_device',
-           'TokenFile', 'loader_state']
+           'TokenFile']
 
 # %% ../nbs/07_loader.ipynb #358d59ed
 import math, warnings
@@ -126,8 +126,3 @@ class TokenFile:
         for i in range(rank, n, world_size):
             x, y = gather_windows(self.tokens, offs[i*batch_size:(i+1)*batch_size], context)
             yield to_device(x, device), to_device(y, device)
-
-# %% ../nbs/07_loader.ipynb #b94c738d
-def loader_state(seed, step):
-    "Everything needed to resume the loader: batches are a pure function of (seed, step), so just those."
-    return dict(seed=int(seed), step=int(step))
