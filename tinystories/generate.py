@@ -104,7 +104,7 @@ def forward_on_threads(model, threads, *args, **kwargs):
 # %% ../nbs/06_generate.ipynb #9d2fa8eb
 @torch.inference_mode()
 def generate_ids(model, prompts, max_new_tokens=200, temperature=1.0, top_k=None, top_p=None, seed=None, eot=None, use_cache=True, decode_threads=1, lean=True):
-    "Yield, step by step, the next token id of each prompt in `prompts` (lists of ids), None for a prompt that has ended at `eot`; one-token steps on the CPU run on `decode_threads` threads (None: torch's setting), through `LeanDecoder` when `lean`."
+    "Yield, step by step, the next token id of each prompt in `prompts` (lists of ids), None for a prompt that has ended at `eot`; steps of up to 64 tokens (all of a batch's) on the CPU run on `decode_threads` threads (None: torch's setting), through `LeanDecoder` when `lean`."
     check_sampling_args(temperature, top_k, top_p, max_new_tokens)
     ctx, device = model.config.context, model_device(model)
     keep = max(ctx // 2, 1)
@@ -123,7 +123,7 @@ def generate_ids(model, prompts, max_new_tokens=200, temperature=1.0, top_k=None
             if S - start > ctx: start, cache = S - keep, None      # window full: the oldest half drops out
             if cache is None or not use_cache:
                 cache, fed = (model.new_cache(B, device=device) if use_cache else None), start
-            threads = decode_threads if S - fed == 1 and device.type == 'cpu' else None  # a prompt (many tokens) keeps every thread
+            threads = decode_threads if (S - fed) * B <= 64 and device.type == 'cpu' else None  # a long prompt keeps every thread
             if step is not None and S - fed == 1 and len(cache): logits = forward_on_threads(step, threads, seq[:, -1], cache)
             else:
                 window_real = real[:, start:]
