@@ -152,6 +152,8 @@ class LeanDecoder:
         qk_cos, qk_sin = both(cos, cos), both(-sin, sin)
         self.cos = torch.stack([qk_cos, qk_cos, torch.ones_like(qk_cos)], 1)[:, :, None]   # (context, q/k/v, 1, head_dim)
         self.sin = torch.stack([qk_sin, qk_sin, torch.zeros_like(qk_sin)], 1)[:, :, None]
+        # float32 head: x @ (a transposed copy) ran 2 to 4 times faster than F.linear for 9,607 x 256 and x 512 on one thread; bf16 did not gain
+        self.head_t = self.head.t().contiguous() if self.head.dtype == torch.float32 else None
         half = self.d // 2
         self.swap = torch.cat([torch.arange(half, self.d), torch.arange(half)]).to(cos.device)
 
@@ -171,7 +173,8 @@ class LeanDecoder:
             x = x + F.linear(y.reshape(B, C), proj_w, proj_b)
             x = x + F.linear(F.gelu(F.linear(F.layer_norm(x, (C,), ln2_w, ln2_b), fc_w, fc_b)), out_w, out_b)
         cache.advance(1)
-        logits = F.linear(F.layer_norm(x, (C,), *self.ln_f), self.head)
+        x = F.layer_norm(x, (C,), *self.ln_f)
+        logits = x @ self.head_t if self.head_t is not None else F.linear(x, self.head)
         return logits.to(torch.promote_types(logits.dtype, torch.float32))
 
 # %% ../nbs/06_generate.ipynb #d16e393c
