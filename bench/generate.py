@@ -21,7 +21,7 @@ at least 5x faster than the plain loop at 512 new tokens.
 The same model (random weights) exported to transformers' GPT-NeoX with `tinystories.hf.to_neox`: our greedy
 generation with the KV cache (lean step, and the model's own step) against transformers' `generate` (greedy, its own
 cache), both from a one-token prompt, never stopping early, weights in fp32 or cast to bf16; the context is large
-enough that neither slides a window. Goal (issue 11): ours at least 2x transformers' tokens/s for the 1M and 8M
+enough that neither slides a window. The three are timed in turn in each repeat, so a change of load hits them alike. Goal (issue 11): ours at least 2x transformers' tokens/s for the 1M and 8M
 shapes. Needs transformers (pip install 'tinystories[hf]').
 
 Every table asserts nothing; compare figures within one run (the load average is printed at the start and the end).
@@ -119,20 +119,32 @@ def vs_no_cache(args, vocab):
                       f'| {1e3 * fast / n:.2f} | {1e3 * slow / n:.1f} |', flush=True)
 
 
-def greedy_ours(model, n_new, repeats, lean=True):
-    "Best wall time of our greedy generation (KV cache) of `n_new` tokens from a one-token prompt, never stopping early."
+def interleaved_best(runs, repeats, expected):
+    "Best wall time of each of `runs` (called as `run(r)`, returning the tokens it made, which must be `expected`), timed in turn in each of `repeats` rounds, so that a change of load hits all of them alike."
+    best = [float('inf')] * len(runs)
+    for r in range(repeats):
+        for i, run in enumerate(runs):
+            t0 = time.perf_counter()
+            got = run(r)
+            best[i] = min(best[i], time.perf_counter() - t0)
+            assert got == expected, (got, expected)
+    return best
+
+
+def greedy_ours(model, n_new, lean=True):
+    "Our greedy generation (KV cache) of `n_new` tokens from a one-token prompt, never stopping early, as a timed run."
     from tinystories.generate import generate_ids
-    return best_seconds(lambda r: sum(1 for _ in generate_ids(model, [[0]], n_new, temperature=0, lean=lean)), repeats, n_new)[0]
+    return lambda r: sum(1 for _ in generate_ids(model, [[0]], n_new, temperature=0, lean=lean))
 
 
-def greedy_transformers(hf_model, n_new, repeats):
-    "Best wall time of transformers' `generate` (greedy, its KV cache) of exactly `n_new` tokens from a one-token prompt."
+def greedy_transformers(hf_model, n_new):
+    "transformers' `generate` (greedy, its KV cache) of exactly `n_new` tokens from a one-token prompt, as a timed run."
     @torch.inference_mode()
     def run(r):
         out = hf_model.generate(torch.zeros(1, 1, dtype=torch.long), max_new_tokens=n_new, min_new_tokens=n_new, do_sample=False,
                                 use_cache=True, pad_token_id=0)
         return out.shape[1] - 1
-    return best_seconds(run, repeats, n_new)[0]
+    return run
 
 
 def vs_transformers(args, vocab):
@@ -150,9 +162,9 @@ def vs_transformers(args, vocab):
         non_emb = param_counts(ours32)['non_embedding']
         for dtype in args.dtypes:
             ours, theirs = set_dtype(ours32, dtype), set_dtype(theirs32, dtype)
-            greedy_ours(ours, 8, 1); greedy_ours(ours, 8, 1, lean=False); greedy_transformers(theirs, 8, 1)  # warm-up
+            interleaved_best([greedy_ours(ours, 8), greedy_ours(ours, 8, lean=False), greedy_transformers(theirs, 8)], 1, 8)  # warm-up
             for n in args.new_tokens:
-                lean, plain, hf = greedy_ours(ours, n, args.repeats), greedy_ours(ours, n, args.repeats, lean=False), greedy_transformers(theirs, n, args.repeats)
+                lean, plain, hf = interleaved_best([greedy_ours(ours, n), greedy_ours(ours, n, lean=False), greedy_transformers(theirs, n)], args.repeats, n)
                 ratios[name, dtype, n] = hf / lean
                 print(f'| {name} | {non_emb / 1e6:.2f}M | {dtype} | {n} | {n / lean:,.0f} | {n / plain:,.0f} | {n / hf:,.0f} | {hf / lean:.2f}x | {hf / plain:.2f}x |', flush=True)
     small = [r for (name, _, _), r in ratios.items() if name in ('1M', '8M')]
