@@ -1,124 +1,108 @@
-"""Benchmark `tinystories.generate`: new tokens per second with the KV cache and without it.
+"""Benchmark `tinystories.generate`: new tokens per second of generation, with the lean decoding step and without it, against no cache, and against transformers.
 
-    python bench/generate.py [--presets 1M 8M 28M] [--new-tokens 128 512] [--dtypes fp32 bf16 autocast] [--threads N]
+    python bench/generate.py [--presets 1M 8M 28M] [--new-tokens 256] [--batches 1 8] [--dtypes fp32] [--threads N] [--repeats R]
 
 For each preset (random weights; the vocabulary is the tokenizer trimmed from the course's training stories, or
---vocab-size) and each number of new tokens, generation starts from a one-token prompt and samples (temperature 1,
-never stopping early) once with the KV cache and once re-running the full forward pass over the window for every
-token, the plain loop. Each timing is the best of --repeats after a short warm-up, under torch.inference_mode, with
-fp32 weights (`fp32`), weights cast to bf16 (`bf16`), and fp32 weights under bf16 autocast (`autocast`).
-Prints a markdown table of tokens/s, ms per token and the speedup; asserts nothing.
-Goal: the cache at least 5x faster than the plain loop at 512 new tokens.
+--vocab-size) and batch size, `generate_ids` samples (temperature 1, never stopping early) from one-token prompts,
+with `LeanDecoder` for the one-token steps (the default, `lean`) and with the model's own forward (`lean=False`); at
+batch 1 also the widget's own path, `StoryWidget.on_generate` (encode, generate, decode piece by piece, render the
+HTML), which stops at the end-of-text token like a learner's click. Tokens/s count every sequence of the batch. Each
+timing is the best of --repeats after a short warm-up. Goal (issue 13): the widget streams at least 100 tokens/s for
+the 8M preset.
+
+    python bench/generate.py --vs-no-cache [--new-tokens 128 512] [--dtypes fp32 bf16 autocast]
+
+The KV cache against the plain loop that re-runs the full forward pass over the window for every token, fp32
+weights (`fp32`), weights cast to bf16 (`bf16`) and fp32 weights under bf16 autocast (`autocast`). Goal: the cache
+at least 5x faster than the plain loop at 512 new tokens.
 
     python bench/generate.py --vs-transformers [--presets 1M 8M] [--new-tokens 256 1024] [--dtypes fp32 bf16]
 
 The same model (random weights) exported to transformers' GPT-NeoX with `tinystories.hf.to_neox`: our greedy
-generation with the KV cache against transformers' `generate` (greedy, its own cache), both from a one-token prompt,
-never stopping early, weights in fp32 or cast to bf16; the context is large enough that neither slides a window.
-Goal: ours at least 2x transformers' tokens/s for the 1M and 8M shapes. Needs transformers (pip install 'tinystories[hf]').
+generation with the KV cache (lean step, and the model's own step) against transformers' `generate` (greedy, its own
+cache), both from a one-token prompt, never stopping early, weights in fp32 or cast to bf16; the context is large
+enough that neither slides a window. The three are timed in turn in each repeat, so a change of load hits them alike. Goal (issue 11): ours at least 2x transformers' tokens/s for the 1M and 8M
+shapes. Needs transformers (pip install 'tinystories[hf]').
+
+Every table asserts nothing; compare figures within one run (the load average is printed at the start and the end).
 """
 import argparse, copy, os, sys, tempfile, time
 from pathlib import Path
 import torch
 
 
-def trimmed_vocab_size(root):
-    "Size of the tokenizer trimmed from the course's training stories (what a model trained here would use), taken or downloaded by the package."
+def trimmed_tokenizer(root):
+    "The tokenizer trimmed from the course's training stories (what a model trained here would use), its files taken or downloaded by the package."
     from tinystories.data import COURSE_STORIES, course_stories
     from tinystories.tokenizer import trim_tokenizer, load_tokenizer, gpt_neo_folder
     files = [course_stories(split, version, root / 'data') for split, version in COURSE_STORIES if split == 'train']
     with tempfile.TemporaryDirectory() as d:
-        return load_tokenizer(trim_tokenizer(files, base=gpt_neo_folder(root / 'data'), out=Path(d))).get_vocab_size()
+        return load_tokenizer(trim_tokenizer(files, base=gpt_neo_folder(root / 'data'), out=Path(d)))
 
 
-def best_seconds(run, repeats, expected):
-    "Best wall time of `repeats` calls of `run(r)` (r = 0, 1, ...), each of which must return `expected` (the tokens it made)."
+def best_seconds(run, repeats, expected=None):
+    "Best wall time of `repeats` calls of `run(r)` (r = 0, 1, ...), each returning the tokens it made (which must be `expected`, if given), and those tokens."
     best = float('inf')
     for r in range(repeats):
         t0 = time.perf_counter()
         got = run(r)
         best = min(best, time.perf_counter() - t0)
-        assert got == expected, (got, expected)
-    return best
+        assert expected is None or got == expected, (got, expected)
+    return best, got
 
 
-def seconds(model, n_new, use_cache, dtype, repeats):
-    "Best wall time of `repeats` generations of `n_new` tokens from a one-token prompt."
+def sampled(model, n_new, batch=1, dtype='fp32', repeats=1, use_cache=True, lean=True):
+    "Best wall time of `repeats` samplings of `n_new` tokens from `batch` one-token prompts."
     from tinystories.generate import generate_ids
     def run(r):
         with torch.autocast('cpu', dtype=torch.bfloat16, enabled=dtype == 'autocast'):
-            return sum(1 for _ in generate_ids(model, [[0]], n_new, temperature=1.0, seed=r, use_cache=use_cache))
-    return best_seconds(run, repeats, n_new)
+            return sum(1 for _ in generate_ids(model, [[0]] * batch, n_new, temperature=1.0, seed=r, use_cache=use_cache, lean=lean))
+    return best_seconds(run, repeats, n_new)[0]
 
 
-def seconds_ours_greedy(model, n_new, repeats):
-    "Best wall time of our greedy generation (KV cache) of `n_new` tokens from a one-token prompt, never stopping early."
-    from tinystories.generate import generate_ids
-    return best_seconds(lambda r: sum(1 for _ in generate_ids(model, [[0]], n_new, temperature=0)), repeats, n_new)
-
-
-def seconds_transformers_greedy(hf_model, n_new, repeats):
-    "Best wall time of transformers' `generate` (greedy, its KV cache) of exactly `n_new` tokens from a one-token prompt."
-    @torch.inference_mode()
+def widget_rate(model, tokenizer, n_new, repeats):
+    "Tokens/s of `StoryWidget.on_generate` (a click on Generate) writing up to `n_new` tokens after 'Once upon a time', and the tokens it wrote."
+    from tinystories.generate import StoryWidget
+    w = StoryWidget(model, tokenizer)
+    w.max_new_tokens.value = n_new
     def run(r):
-        out = hf_model.generate(torch.zeros(1, 1, dtype=torch.long), max_new_tokens=n_new, min_new_tokens=n_new, do_sample=False,
-                                use_cache=True, pad_token_id=0)
-        return out.shape[1] - 1
-    return best_seconds(run, repeats, n_new)
+        w.seed.value = r
+        w.on_generate()
+        return int(w.status.value.split()[0])  # 'N tokens in S s'
+    best, n = best_seconds(run, repeats)
+    return n / best, n
 
 
-def vs_transformers(args, vocab):
-    "Our greedy generation against transformers' `generate` on the same model, exported with `tinystories.hf.to_neox`."
-    from tinystories.model import GPT, preset_config, param_counts
-    from tinystories.hf import to_neox
-    presets, new_tokens = args.presets or ['1M', '8M'], args.new_tokens or [256, 1024]
-    dtypes = [d for d in (args.dtypes or ['fp32', 'bf16']) if d != 'autocast']
-    ctx = max(512, max(new_tokens) + 1)  # room for every new token: neither side slides a window
-    print('| preset | non-emb params | dtype | new tokens | ours tok/s | transformers tok/s | ours / transformers |')
-    print('|---|---|---|---|---|---|---|', flush=True)
-    ratios = {}
-    for name in presets:
+def set_dtype(model, dtype):
+    "`model` itself, or a copy with its weights cast to bf16."
+    return copy.deepcopy(model).to(torch.bfloat16) if dtype == 'bf16' else model
+
+
+def throughput(args, tokenizer):
+    "The table of issue 13: tokens/s of generate_ids (lean and model step) at each batch size, and of the widget at batch 1."
+    from tinystories.model import GPT, preset_config
+    vocab = tokenizer.get_vocab_size()
+    print('| preset | dtype | batch | new tokens | lean tok/s | model step tok/s | lean / model step | widget tok/s (tokens) |')
+    print('|---|---|---:|---:|---:|---:|---:|---:|', flush=True)
+    for name in args.presets:
         torch.manual_seed(0)
-        ours32 = GPT(preset_config(name, vocab, context=ctx)).eval()
-        theirs32 = to_neox(ours32, eot=0)
-        non_emb = param_counts(ours32)['non_embedding']
-        for dtype in dtypes:
-            ours, theirs = (copy.deepcopy(m).to(torch.bfloat16) if dtype == 'bf16' else m for m in (ours32, theirs32))
-            seconds_ours_greedy(ours, 8, 1); seconds_transformers_greedy(theirs, 8, 1)  # warm-up
-            for n in new_tokens:
-                a, b = seconds_ours_greedy(ours, n, args.repeats), seconds_transformers_greedy(theirs, n, args.repeats)
-                ratios[name, dtype, n] = b / a
-                print(f'| {name} | {non_emb / 1e6:.2f}M | {dtype} | {n} | {n / a:,.0f} | {n / b:,.0f} | {b / a:.2f}x |', flush=True)
-    small = [r for (name, _, _), r in ratios.items() if name in ('1M', '8M')]
-    if small: print(f'\ngoal: ours at least 2x transformers for the 1M and 8M shapes; worst ratio there {min(small):.2f}x')
+        fp32_model = GPT(preset_config(name, vocab)).eval()
+        for dtype in args.dtypes:
+            model = set_dtype(fp32_model, dtype)
+            for batch in args.batches:
+                sampled(model, 8, batch, dtype); sampled(model, 8, batch, dtype, lean=False)  # warm-up
+                for n in args.new_tokens:
+                    lean, plain = sampled(model, n, batch, dtype, args.repeats), sampled(model, n, batch, dtype, args.repeats, lean=False)
+                    widget = ''
+                    if batch == 1 and dtype != 'autocast':
+                        rate, k = widget_rate(model, tokenizer, n, args.repeats)
+                        widget = f'{rate:,.0f} ({k})'
+                    print(f'| {name} | {dtype} | {batch} | {n} | {batch * n / lean:,.0f} | {batch * n / plain:,.0f} | {plain / lean:.2f}x | {widget} |', flush=True)
 
 
-def main():
-    root = Path(__file__).resolve().parent.parent
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--presets', nargs='+', help='default: 1M 8M 28M (with --vs-transformers: 1M 8M)')
-    p.add_argument('--new-tokens', nargs='+', type=int, help='default: 128 512 (with --vs-transformers: 256 1024)')
-    p.add_argument('--dtypes', nargs='+', choices=['fp32', 'bf16', 'autocast'], help='default: fp32 bf16 autocast (with --vs-transformers: fp32 bf16)')
-    p.add_argument('--vs-transformers', action='store_true', help="ours against transformers' generate on the same exported model (greedy, both with a KV cache)")
-    p.add_argument('--vocab-size', type=int, help='default: the size of the tokenizer trimmed from data/tinystories')
-    p.add_argument('--threads', type=int, help='torch threads (default: torch\'s choice)')
-    p.add_argument('--repeats', type=int, default=1)
-    args = p.parse_args()
-    sys.path.insert(0, str(root))
+def vs_no_cache(args, vocab):
+    "The KV cache (lean step) against re-running the full forward pass for every token."
     from tinystories.model import GPT, preset_config, param_counts
-    if args.threads: torch.set_num_threads(args.threads)
-    vocab = args.vocab_size or trimmed_vocab_size(root) or 20000
-    load = os.getloadavg()[0]
-    print(f'torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, load average {load:.2f} '
-          f'at start, vocabulary {vocab}, best of {args.repeats}\n', flush=True)
-    if args.vs_transformers:
-        import transformers
-        print(f'transformers {transformers.__version__}; greedy, one-token prompt, never stopping early\n', flush=True)
-        vs_transformers(args, vocab)
-        print(f'\nload average {os.getloadavg()[0]:.2f} at the end')
-        return
-    args.presets, args.new_tokens = args.presets or ['1M', '8M', '28M'], args.new_tokens or [128, 512]
-    args.dtypes = args.dtypes or ['fp32', 'bf16', 'autocast']
     print('context 512\n')
     print('| preset | non-emb params | dtype | new tokens | cache tok/s | no cache tok/s | speedup | cache ms/tok | no cache ms/tok |')
     print('|---|---|---|---|---|---|---|---|---|', flush=True)
@@ -127,12 +111,99 @@ def main():
         fp32_model = GPT(preset_config(name, vocab)).eval()
         non_emb = param_counts(fp32_model)['non_embedding']
         for dtype in args.dtypes:
-            model = copy.deepcopy(fp32_model).to(torch.bfloat16) if dtype == 'bf16' else fp32_model
-            seconds(model, 8, True, dtype, 1); seconds(model, 8, False, dtype, 1)  # warm-up
+            model = set_dtype(fp32_model, dtype)
+            sampled(model, 8, 1, dtype); sampled(model, 8, 1, dtype, use_cache=False)  # warm-up
             for n in args.new_tokens:
-                fast, slow = seconds(model, n, True, dtype, args.repeats), seconds(model, n, False, dtype, args.repeats)
+                fast, slow = sampled(model, n, 1, dtype, args.repeats), sampled(model, n, 1, dtype, args.repeats, use_cache=False)
                 print(f'| {name} | {non_emb / 1e6:.2f}M | {dtype} | {n} | {n / fast:,.0f} | {n / slow:,.1f} | {slow / fast:.1f}x '
                       f'| {1e3 * fast / n:.2f} | {1e3 * slow / n:.1f} |', flush=True)
+
+
+def interleaved_best(runs, repeats, expected):
+    "Best wall time of each of `runs` (called as `run(r)`, returning the tokens it made, which must be `expected`), timed in turn in each of `repeats` rounds, so that a change of load hits all of them alike."
+    best = [float('inf')] * len(runs)
+    for r in range(repeats):
+        for i, run in enumerate(runs):
+            t0 = time.perf_counter()
+            got = run(r)
+            best[i] = min(best[i], time.perf_counter() - t0)
+            assert got == expected, (got, expected)
+    return best
+
+
+def greedy_ours(model, n_new, lean=True):
+    "Our greedy generation (KV cache) of `n_new` tokens from a one-token prompt, never stopping early, as a timed run."
+    from tinystories.generate import generate_ids
+    return lambda r: sum(1 for _ in generate_ids(model, [[0]], n_new, temperature=0, lean=lean))
+
+
+def greedy_transformers(hf_model, n_new):
+    "transformers' `generate` (greedy, its KV cache) of exactly `n_new` tokens from a one-token prompt, as a timed run."
+    @torch.inference_mode()
+    def run(r):
+        out = hf_model.generate(torch.zeros(1, 1, dtype=torch.long), max_new_tokens=n_new, min_new_tokens=n_new, do_sample=False,
+                                use_cache=True, pad_token_id=0)
+        return out.shape[1] - 1
+    return run
+
+
+def vs_transformers(args, vocab):
+    "Our greedy generation against transformers' `generate` on the same model, exported with `tinystories.hf.to_neox`."
+    from tinystories.model import GPT, preset_config, param_counts
+    from tinystories.hf import to_neox
+    ctx = max(512, max(args.new_tokens) + 1)  # room for every new token: neither side slides a window
+    print('| preset | non-emb params | dtype | new tokens | ours tok/s (lean) | ours tok/s (model step) | transformers tok/s | lean / transformers | model step / transformers |')
+    print('|---|---|---|---|---:|---:|---:|---:|---:|', flush=True)
+    ratios = {}
+    for name in args.presets:
+        torch.manual_seed(0)
+        ours32 = GPT(preset_config(name, vocab, context=ctx)).eval()
+        theirs32 = to_neox(ours32, eot=0)
+        non_emb = param_counts(ours32)['non_embedding']
+        for dtype in args.dtypes:
+            ours, theirs = set_dtype(ours32, dtype), set_dtype(theirs32, dtype)
+            interleaved_best([greedy_ours(ours, 8), greedy_ours(ours, 8, lean=False), greedy_transformers(theirs, 8)], 1, 8)  # warm-up
+            for n in args.new_tokens:
+                lean, plain, hf = interleaved_best([greedy_ours(ours, n), greedy_ours(ours, n, lean=False), greedy_transformers(theirs, n)], args.repeats, n)
+                ratios[name, dtype, n] = hf / lean
+                print(f'| {name} | {non_emb / 1e6:.2f}M | {dtype} | {n} | {n / lean:,.0f} | {n / plain:,.0f} | {n / hf:,.0f} | {hf / lean:.2f}x | {hf / plain:.2f}x |', flush=True)
+    small = [r for (name, _, _), r in ratios.items() if name in ('1M', '8M')]
+    if small: print(f'\ngoal: ours at least 2x transformers for the 1M and 8M shapes; worst ratio there {min(small):.2f}x')
+
+
+def main():
+    root = Path(__file__).resolve().parent.parent
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--presets', nargs='+', help='default: 1M 8M 28M (with --vs-transformers: 1M 8M)')
+    p.add_argument('--new-tokens', nargs='+', type=int, help='default: 256 (with --vs-no-cache: 128 512; with --vs-transformers: 256 1024)')
+    p.add_argument('--batches', nargs='+', type=int, default=[1, 8], help='batch sizes of the default table (default: 1 8)')
+    p.add_argument('--dtypes', nargs='+', choices=['fp32', 'bf16', 'autocast'], help='default: fp32 (with --vs-no-cache: fp32 bf16 autocast; with --vs-transformers: fp32 bf16)')
+    p.add_argument('--vs-no-cache', action='store_true', help='the KV cache against a full forward pass per token')
+    p.add_argument('--vs-transformers', action='store_true', help="ours against transformers' generate on the same exported model (greedy, both with a KV cache)")
+    p.add_argument('--vocab-size', type=int, help='default: the size of the tokenizer trimmed from data/tinystories (the widget column needs that tokenizer)')
+    p.add_argument('--threads', type=int, help='torch threads (default: torch\'s choice; our one-token steps use one thread either way)')
+    p.add_argument('--repeats', type=int, default=1)
+    args = p.parse_args()
+    sys.path.insert(0, str(root))
+    if args.threads: torch.set_num_threads(args.threads)
+    tokenizer = trimmed_tokenizer(root) if not args.vocab_size or not (args.vs_no_cache or args.vs_transformers) else None
+    vocab = args.vocab_size or tokenizer.get_vocab_size()
+    print(f'torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} '
+          f'at start, vocabulary {vocab}, best of {args.repeats}\n', flush=True)
+    if args.vs_transformers:
+        import transformers
+        print(f'transformers {transformers.__version__}; greedy, one-token prompt, never stopping early\n', flush=True)
+        args.presets, args.new_tokens = args.presets or ['1M', '8M'], args.new_tokens or [256, 1024]
+        args.dtypes = [d for d in (args.dtypes or ['fp32', 'bf16']) if d != 'autocast']
+        vs_transformers(args, vocab)
+    elif args.vs_no_cache:
+        args.presets, args.new_tokens = args.presets or ['1M', '8M', '28M'], args.new_tokens or [128, 512]
+        args.dtypes = args.dtypes or ['fp32', 'bf16', 'autocast']
+        vs_no_cache(args, vocab)
+    else:
+        if tokenizer is None or tokenizer.get_vocab_size() != vocab: sys.exit('the default table needs the trimmed tokenizer: leave out --vocab-size')
+        args.presets, args.new_tokens, args.dtypes = args.presets or ['1M', '8M', '28M'], args.new_tokens or [256], args.dtypes or ['fp32']
+        throughput(args, tokenizer)
     print(f'\nload average {os.getloadavg()[0]:.2f} at the end')
 
 

@@ -27,57 +27,48 @@ def attention_mask(T, n_past=0, key_mask=None, device=None):
 
 # %% ../nbs/04_attention.ipynb #84c84e99
 class KVCache:
-    "Keys and values of past tokens for each layer, `(B, n_head, length, head_dim)`; `pos` is the next token's position."
+    "Keys and values of past tokens: per layer one `(B, 2, n_head, capacity, head_dim)` tensor (keys, values); `length` tokens held, the next one's position."
     def __init__(self, n_layer, batch_size, capacity=512, device=None, dtype=None):
         self.batch_size, self.capacity, self.device, self.dtype = batch_size, capacity, device, dtype
-        self.k, self.v = [None] * n_layer, [None] * n_layer
-        self.length = self.pos = 0
-        self.key_mask = None  # (B, length) bool, only once a key_mask was given
+        self.kv = [None] * n_layer
+        self.length = 0
+        self.key_mask = None  # (B, capacity) bool, only once a key_mask was given
 
     def __len__(self): return self.length
+
+    def check_room(self, T):
+        "Raise a `ValueError` when `T` more tokens do not fit."
+        if self.length + T > self.capacity:
+            raise ValueError(f'the KV cache holds {self.capacity} tokens: {self.length} cached + {T} new do not fit; '
+                             'start a new cache on the tokens to keep')
 
     def update(self, layer, k, v):
         "Write the new `k`, `v` `(B, n_head, T, head_dim)` of `layer` after the cached ones; return all of them."
         if k.shape[0] != self.batch_size:
             raise ValueError(f'KV cache was made for batch size {self.batch_size}, got a batch of {k.shape[0]}: make a new cache')
+        self.check_room(k.shape[2])
         start, end = self.length, self.length + k.shape[2]
-        if self.k[layer] is None:  # first write: shape and dtype come from the model
-            shape = (*k.shape[:2], max(self.capacity, end), k.shape[3])
-            dt, dev = self.dtype or k.dtype, self.device or k.device
-            self.k[layer], self.v[layer] = torch.empty(shape, dtype=dt, device=dev), torch.empty(shape, dtype=dt, device=dev)
-        elif end > self.k[layer].shape[2]:  # full: double
-            grow = lambda t: torch.cat([t, torch.empty_like(t[:, :, :max(t.shape[2], end - t.shape[2])])], 2)
-            self.k[layer], self.v[layer] = grow(self.k[layer]), grow(self.v[layer])
-        self.k[layer][:, :, start:end], self.v[layer][:, :, start:end] = k, v
-        return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
+        if self.kv[layer] is None:  # first write: shape and dtype come from the model
+            B, H, _, d = k.shape
+            self.kv[layer] = torch.empty(B, 2, H, self.capacity, d, dtype=self.dtype or k.dtype, device=self.device or k.device)
+        kv = self.kv[layer]
+        kv[:, 0, :, start:end], kv[:, 1, :, start:end] = k, v
+        return kv[:, 0, :, :end], kv[:, 1, :, :end]
 
     def full_key_mask(self, T, key_mask=None):
-        "The key mask over cached + `T` new keys: the given one, or the stored one extended with `T` real tokens, or None."
+        "The key mask `(B, cached + T)` over cached and new keys: the given one (remembered), the remembered one, or None."
+        self.check_room(T)
+        end = self.length + T
         if key_mask is not None:
-            if tuple(key_mask.shape) != (self.batch_size, self.length + T):
-                raise ValueError(f'key_mask must be (batch, cached + new) = ({self.batch_size}, {self.length + T}), got {tuple(key_mask.shape)}')
-            self.key_mask = key_mask.bool()
-        elif self.key_mask is not None:
-            self.key_mask = F.pad(self.key_mask, (0, T), value=True)
-        return self.key_mask
+            if tuple(key_mask.shape) != (self.batch_size, end):
+                raise ValueError(f'key_mask must be (batch, cached + new) = ({self.batch_size}, {end}), got {tuple(key_mask.shape)}')
+            self.key_mask = torch.ones(self.batch_size, self.capacity, dtype=torch.bool, device=key_mask.device)  # later tokens are real
+            self.key_mask[:, :end] = key_mask
+        return None if self.key_mask is None else self.key_mask[:, :end]
 
     def advance(self, T):
         "Count `T` new tokens as cached, once every layer has written them."
-        self.length += T; self.pos += T
-
-    def crop_left(self, n):
-        "Drop the `n` oldest entries (a sliding window); positions of new tokens keep counting from `pos`."
-        n = min(n, self.length)
-        if n <= 0: return
-        keep = self.length - n
-        for t in self.k + self.v:
-            if t is not None: t[:, :, :keep] = t[:, :, n:self.length].clone()
-        if self.key_mask is not None: self.key_mask = self.key_mask[:, n:]
-        self.length = keep
-
-    def keep_last(self, n):
-        "Keep only the `n` newest entries."
-        self.crop_left(self.length - n)
+        self.length += T
 
 # %% ../nbs/04_attention.ipynb #3e79d34d
 class CausalSelfAttention(nn.Module):

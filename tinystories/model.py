@@ -92,9 +92,9 @@ class GPT(nn.Module):
         n_past = cache.length if cache is not None else 0
         if n_past + T > self.config.context:
             raise ValueError(f'{n_past} cached + {T} new tokens exceed the context of {self.config.context}: '
-                             f'cut the input or slide the window with cache.crop_left')
+                             f'keep the last {self.config.context} tokens (with a cache: start a new cache on the tokens to keep)')
         if cache is not None: key_mask = cache.full_key_mask(T, key_mask)
-        cos, sin = self.rotary.cos_sin(T, cache.pos if cache is not None else 0)
+        cos, sin = self.rotary.cos_sin(T, n_past)
         x = self.drop(self.token_embedding(idx))
         for block in self.blocks: x = block(x, cos, sin, cache, key_mask)
         if cache is not None: cache.advance(T)
