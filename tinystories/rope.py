@@ -32,7 +32,7 @@ def apply_rope(x, cos, sin):
 
 # %% ../nbs/03_rope.ipynb #aa805bf5
 class Rotary(nn.Module):
-    "Cache of the RoPE `cos`/`sin` table for one head size; grows when positions run past it."
+    "The RoPE `cos`/`sin` table of one head size for positions `0 .. n_pos-1`."
     def __init__(self, head_dim, n_pos=512, base=10000.0):
         super().__init__()
         self.head_dim, self.base = head_dim, base
@@ -51,7 +51,8 @@ class Rotary(nn.Module):
 
     def cos_sin(self, T, offset=0):
         "The table rows for positions `offset .. offset+T-1`."
-        if offset + T > len(self.cos): self._set_table(max(2 * len(self.cos), offset + T))
+        if offset + T > len(self.cos):
+            raise ValueError(f'positions {offset}..{offset + T - 1} are past the rotary table of {len(self.cos)} positions (the context)')
         return self.cos[offset:offset + T], self.sin[offset:offset + T]
 
     def forward(self, x, offset=0):
