@@ -13,7 +13,7 @@ The machine is shared, so a candidate is judged at a fixed TOKEN budget, not at 
        its tokens/s over the mean of the neighbouring default bursts (same load), and
            quiet tokens/s of a shape = ratio x quiet tokens/s of the default,
        where the default's quiet figure is its best burst in this run (printed with the load average), or --quiet-default.
-    2. budget: max_steps = budget_s x quiet tokens/s / (batch x context); warmup_steps = 5% of max_steps (at least 10);
+    2. budget: max_steps = budget_s x quiet tokens/s / (batch x context); warmup_steps = 10% of max_steps (at least 20);
        min_lr = lr / 10 (the cosine of `lr_at`).
     3. each candidate trains through the package's own `train()` in its own folder under --runs, one at a time, and is
        scored as the main job reports it: the validation loss over the whole validation file (fp32, batch 16).
@@ -57,7 +57,7 @@ def load_results():
     return json.loads(RESULTS.read_text()) if RESULTS.is_file() else dict(throughput={}, runs={})
 
 def save_results(res):
-    tmp = RESULTS.with_suffix('.tmp'); tmp.write_text(json.dumps(res, indent=1)); os.replace(tmp, RESULTS)
+    tmp = RESULTS.with_suffix(f'.{os.getpid()}.tmp'); tmp.write_text(json.dumps(res, indent=1)); os.replace(tmp, RESULTS)
 
 def shape_key(preset, batch, context): return f'{preset} {batch}x{context}'
 
@@ -115,7 +115,7 @@ def plan(name, budget_s, quiet_default):
     q = quiet_default or thr['default_quiet_tok_s']
     tok_s = thr['shapes'][shape_key(preset, batch, context)]['ratio'] * q
     max_steps = round(budget_s * tok_s / (batch * context))
-    return dict(preset=preset, batch_size=batch, context=context, lr=lr, min_lr=lr / 10, warmup_steps=max(10, round(0.05 * max_steps)),
+    return dict(preset=preset, batch_size=batch, context=context, lr=lr, min_lr=lr / 10, warmup_steps=max(20, round(0.1 * max_steps)),
                 max_steps=max_steps), tok_s
 
 def run(name, budget_s, quiet_default, runs_dir):
