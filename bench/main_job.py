@@ -61,8 +61,24 @@ def save_results(res):
 
 def shape_key(preset, batch, context): return f'{preset} {batch}x{context}'
 
-def data_paths():
-    with contextlib.redirect_stdout(sys.stderr): return [str(p) for p in prepare_sample(ROOT/'data')]
+def data_paths(valid_tokens=None):
+    "The main job's (train.bin, valid.bin, tokenizer); with `valid_tokens`, valid.bin is its first stories up to that many tokens."
+    with contextlib.redirect_stdout(sys.stderr): train_bin, valid_bin, tok = prepare_sample(ROOT/'data')
+    if valid_tokens: valid_bin = valid_slice(valid_bin, valid_tokens)
+    return str(train_bin), str(valid_bin), str(tok)
+
+def valid_slice(valid_bin, n):
+    "A copy of the first stories of `valid_bin` (whole stories, at most `n` tokens) with its sidecar, under runs/main_job/."
+    out = ROOT/'runs'/'main_job'/f'valid-first{n}.bin'
+    if not out.is_file():
+        tokens = np.fromfile(valid_bin, dtype=np.uint16)
+        side = json.loads(Path(valid_bin).with_suffix('.json').read_text())
+        ends = np.flatnonzero(tokens[:n] == side['eot_id'])
+        cut = tokens[:ends[-1] + 1]
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.with_suffix('.json').write_text(json.dumps({**side, 'n_tokens': int(cut.size), 'n_stories': int(ends.size)}, indent=2))
+        cut.tofile(out)
+    return out
 
 def burst(shape, steps, tmp):
     "Median tokens/s of `steps` training steps of `shape` (the first two, warm-up, dropped) through `train()`."
@@ -118,14 +134,21 @@ def plan(name, budget_s, quiet_default):
     return dict(preset=preset, batch_size=batch, context=context, lr=lr, min_lr=lr / 10, warmup_steps=max(20, round(0.1 * max_steps)),
                 max_steps=max_steps), tok_s
 
-def run(name, budget_s, quiet_default, runs_dir):
+def claim(runs_dir, name):
+    "True for the one worker that starts candidate `name` (two workers can share a queue)."
+    Path(runs_dir).mkdir(parents=True, exist_ok=True)
+    try: os.close(os.open(Path(runs_dir)/f'{name}.claimed', os.O_CREAT | os.O_EXCL)); return True
+    except FileExistsError: return False
+
+def run(name, budget_s, quiet_default, runs_dir, valid_tokens=None):
     "Train candidate `name` through `train()` at its token budget; record its losses, times and sample story."
     over, quiet_tok_s = plan(name, budget_s, quiet_default)
-    train_bin, valid_bin, tok = data_paths()
+    train_bin, valid_bin, tok = data_paths(valid_tokens)
     out = Path(runs_dir)/name
     shutil.rmtree(out, ignore_errors=True)
-    cfg = TrainConfig(**over, train=train_bin, valid=valid_bin, tokenizer=tok, out=str(out), eval_every=max(1, math.ceil(over['max_steps'] / 8)),
-                      ckpt_every=10**9, keep_last=1, sample_tokens=0)
+    # four evaluations of 8 batches draw the curve; the score is the final one, over all of `valid_bin`
+    cfg = TrainConfig(**over, train=train_bin, valid=valid_bin, tokenizer=tok, out=str(out), eval_every=max(1, math.ceil(over['max_steps'] / 4)),
+                      eval_batches=8, ckpt_every=10**9, keep_last=1, sample_tokens=0)
     load0, t0 = os.getloadavg()[0], time.perf_counter()
     res = train(cfg)
     wall = time.perf_counter() - t0
@@ -136,11 +159,12 @@ def run(name, budget_s, quiet_default, runs_dir):
     model, tokenizer = load_model(out, 'cpu').eval(), load_tokenizer(out/'tokenizer.json')
     story = sample_story(model, tokenizer, 200, seed=cfg.seed)
     train_tokens = np.memmap(train_bin, dtype=np.uint16, mode='r').size
-    r = dict(overrides=over, quiet_tok_s=quiet_tok_s, tokens=tokens, epochs=tokens / train_tokens, final_val_loss=res['final_val_loss'],
+    r = dict(overrides=over, budget_s=budget_s, quiet_default_tok_s=quiet_default or load_results()['throughput']['default_quiet_tok_s'],
+             valid=valid_bin, valid_tokens=int(np.memmap(valid_bin, dtype=np.uint16, mode='r').size), quiet_tok_s=quiet_tok_s, tokens=tokens, epochs=tokens / train_tokens, final_val_loss=res['final_val_loss'],
              last_train_loss=float(np.mean([s['loss'] for s in steps[-20:]])),
              curve=[(rec['step'] * cfg.batch_size * cfg.context, rec['val_loss']) for rec in recs if 'val_loss' in rec],
              measured_tok_s=tokens / train_s, train_s=train_s, wall_s=wall, load_start=load0, load_end=os.getloadavg()[0],
-             quiet_train_s=tokens / quiet_tok_s, threads=torch.get_num_threads(), story=story)
+             quiet_train_s=tokens / quiet_tok_s, quiet_wall_s=wall * tokens / quiet_tok_s / train_s, threads=torch.get_num_threads(), story=story)
     all_res = load_results(); all_res['runs'][name] = r; save_results(all_res)
     print(f"{name}: final validation loss {r['final_val_loss']:.4f} after {tokens:,} tokens ({r['epochs']:.2f} epochs), "
           f"{r['measured_tok_s']:,.0f} tokens/s here (quiet {quiet_tok_s:,.0f}), wall {wall:.0f} s\n{story}\n", flush=True)
@@ -150,12 +174,12 @@ def report():
     thr, runs = res['throughput'], res['runs']
     print(f"Throughput: default {shape_key(*DEFAULT_SHAPE)} best burst {thr['default_quiet_tok_s']:,.0f} tokens/s (load avg {thr['default_quiet_load']:.1f}); "
           f"train.bin {np.memmap(ROOT/'data'/'train.bin', dtype=np.uint16, mode='r').size:,} tokens, valid.bin {np.memmap(ROOT/'data'/'valid.bin', dtype=np.uint16, mode='r').size:,}\n")
-    print('| candidate | preset | batch x context | lr | warmup | steps | tokens | epochs | quiet tok/s | tok/s here | train s here | wall s here | last train loss | final val loss |')
-    print('|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
+    print('| candidate | preset | batch x context | lr | warmup | steps | tokens | epochs | quiet tok/s | tok/s here | train s here | wall s here | quiet wall s (est.) | last train loss | final val loss |')
+    print('|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
     for name, r in sorted(runs.items(), key=lambda kv: kv[1]['final_val_loss']):
         o = r['overrides']
         print(f"| {name} | {o['preset']} | {o['batch_size']} x {o['context']} | {o['lr']:g} | {o['warmup_steps']} | {o['max_steps']} | {r['tokens']:,} | {r['epochs']:.2f} | "
-              f"{r['quiet_tok_s']:,.0f} | {r['measured_tok_s']:,.0f} | {r['train_s']:.0f} | {r['wall_s']:.0f} | {r['last_train_loss']:.3f} | {r['final_val_loss']:.4f} |")
+              f"{r['quiet_tok_s']:,.0f} | {r['measured_tok_s']:,.0f} | {r['train_s']:.0f} | {r['wall_s']:.0f} | {r['quiet_wall_s']:.0f} | {r['last_train_loss']:.3f} | {r['final_val_loss']:.4f} |")
     if runs:
         best = min(runs, key=lambda n: runs[n]['final_val_loss'])
         print(f"\nbest: {best}: {runs[best]['overrides']}\nits story (seed 0):\n{runs[best]['story']}")
@@ -180,6 +204,7 @@ if __name__ == '__main__':
     p.add_argument('--budget-s', type=float, default=300, help='quiet-machine seconds of training per candidate')
     p.add_argument('--quiet-default', type=float, default=None, help='quiet tokens/s of the default shape (else its best burst)')
     p.add_argument('--runs', default=str(ROOT/'runs'/'main_job'), help='folder of the candidate run folders')
+    p.add_argument('--valid-tokens', type=int, default=None, help="score on the first stories of valid.bin up to this many tokens (default: all, as the main job)")
     p.add_argument('--report', action='store_true', help='print the table and draw the plot')
     p.add_argument('--threads', type=int, default=None, help="torch threads (default: torch's own; under load 1 wastes less)")
     a = p.parse_args()
@@ -188,5 +213,6 @@ if __name__ == '__main__':
         shapes = sorted({c[:3] for c in CANDIDATES.values()} - {DEFAULT_SHAPE}, key=lambda s: (float(s[0][:-1]), s[1], s[2]))
         measure(shapes, a.rounds, a.burst_tokens, a.runs)
     if a.run is not None:
-        for name in a.run or CANDIDATES: run(name, a.budget_s, a.quiet_default, a.runs)
+        for name in a.run or CANDIDATES:
+            if claim(a.runs, name): run(name, a.budget_s, a.quiet_default, a.runs, a.valid_tokens)
     if a.report: report()
