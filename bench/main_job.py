@@ -191,7 +191,9 @@ def report():
             line, = ax.plot(np.array(t) / 1e6, v, 'o-', ms=3, label=f"{name} ({r['final_val_loss']:.3f})")
             ax.plot(r['tokens'] / 1e6, r['final_val_loss'], '*', ms=10, color=line.get_color())
         ax.set_xlabel('training tokens (millions)'); ax.set_ylabel('validation loss (nats/token)')
-        ax.set_title('Main-job candidates, each at ~5 quiet minutes of this 2-core CPU\n(dots: first 20 batches during training; stars: whole file at the end)', fontsize=9)
+        budgets = sorted({r['budget_s'] for r in runs.values()}); vt = sorted({r['valid_tokens'] for r in runs.values()})
+        ax.set_title(f"Main-job candidates, each at {'/'.join(f'{b:g}' for b in budgets)} s of quiet-machine training on this 2-core CPU\n"
+                     f"(dots: first 8 validation batches during training; stars: the first {'/'.join(f'{v:,}' for v in vt)} validation tokens at the end)", fontsize=9)
         ax.grid(alpha=0.3); ax.legend(fontsize=7); ax.set_ylim(top=min(6, ax.get_ylim()[1]))
         PLOT.parent.mkdir(exist_ok=True); fig.savefig(PLOT, dpi=120, bbox_inches='tight')
         print(f'\nplot: {PLOT.relative_to(ROOT)}')
