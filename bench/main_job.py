@@ -19,10 +19,14 @@ The machine is shared, so a candidate is judged at a fixed TOKEN budget, not at 
        scored as the main job reports it: the validation loss over the whole validation file (fp32, batch 16).
        The sample story (seed 0, 200 tokens) is `sample_story`, what `tinystories train` prints.
 
-usage:
-    nice -n 5 python bench/main_job.py --measure                       # throughput bursts -> bench/main_job_results.json
-    nice -n 5 python bench/main_job.py --run 1M-16x128-3e-3 8M-16x128-2e-3 ...   # candidate runs (all when none named)
+usage (the search as run here, under load 13-22: one thread per process, a third of the budget, a validation slice):
+    nice -n 5 python bench/main_job.py --measure --rounds 1 --burst-tokens 8192 --threads 1
+    nice -n 5 python bench/main_job.py --run 3M-16x128-3e-3 8M-16x256-2e-3 --threads 1 --quiet-default 3800 --budget-s 100 --valid-tokens 65536
     python bench/main_job.py --report                                  # table + images/main_job_search.png
+on a quiet machine, the full search (torch's own threads, five minutes each, the whole validation file):
+    python bench/main_job.py --measure --rounds 2 && python bench/main_job.py --run --budget-s 300 --report
+`--run` with no names runs every candidate not yet claimed (runs/main_job/NAME.claimed: delete it to run NAME again);
+two processes given the same names share the queue.
 
 Results accumulate in the JSON file (a crash loses only the run in progress); nothing is asserted.
 """
