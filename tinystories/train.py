@@ -79,7 +79,7 @@ def knob(default, help):
 @dataclass
 class TrainConfig:
     "Everything a training run needs; saved once, as `config.resolved.json` in the run folder."
-    preset: str = knob('1M', 'model shape, one of: ' + ', '.join(PRESETS))
+    preset: str = knob('3M', 'model shape, one of: ' + ', '.join(PRESETS))
     n_embd: int | None = knob(None, 'model width (overrides the preset)')
     n_layer: int | None = knob(None, 'number of blocks (overrides the preset)')
     n_head: int | None = knob(None, 'attention heads (overrides the preset)')
@@ -95,7 +95,7 @@ class TrainConfig:
     tokens_per_step: int | None = knob(None, 'sets --grad-accum to reach this many tokens per step')
     lr: float = knob(3e-3, 'peak learning rate (after warmup)')
     min_lr: float = knob(3e-4, 'learning rate at the end of the cosine')
-    warmup_steps: int = knob(30, 'steps of linear warmup')
+    warmup_steps: int = knob(50, 'steps of linear warmup')
     weight_decay: float = knob(0.1, 'AdamW weight decay of the matrices')
     beta1: float = knob(0.9, "AdamW's beta1: decay of its running mean of gradients")
     beta2: float = knob(0.95, "AdamW's beta2: decay of its running mean of squared gradients")
