@@ -272,7 +272,7 @@ def evaluate_stories_command(args):
     print(f"bits per byte {r['bits_per_byte']:.4f}")
 
 def add_commands(sub):
-    "Add the `export` subcommand (`evaluate --stories` is in `08_train`'s evaluate command)."
+    "Add the `export` subcommand (`evaluate --stories` is in `07_train`'s evaluate command)."
     p = sub.add_parser('export', help='write a checkpoint as a Hugging Face transformers model (GPT-NeoX) with its tokenizer',
                        description='Write our checkpoint (or the latest one of a run folder) to a new folder that '
                                    'transformers.AutoModelForCausalLM.from_pretrained and AutoTokenizer.from_pretrained load with no '
