@@ -32,12 +32,9 @@ import torch
 
 
 def trimmed_tokenizer(root):
-    "The tokenizer trimmed from the course's training stories (what a model trained here would use), its files taken or downloaded by the package."
-    from tinystories.data import COURSE_STORIES, course_stories
-    from tinystories.tokenizer import trim_tokenizer, load_tokenizer, gpt_neo_folder
-    files = [course_stories(split, version, root / 'data') for split, version in COURSE_STORIES if split == 'train']
-    with tempfile.TemporaryDirectory() as d:
-        return load_tokenizer(trim_tokenizer(files, base=gpt_neo_folder(root / 'data'), out=Path(d)))
+    "The course's tokenizer, trimmed once from its training stories (what a model trained here uses), made or taken from `root/data` by the package."
+    from tinystories.tokenizer import course_tokenizer, load_tokenizer
+    return load_tokenizer(course_tokenizer(root / 'data'))
 
 
 def best_seconds(run, repeats, expected=None):

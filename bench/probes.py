@@ -12,12 +12,10 @@ from pathlib import Path
 import torch
 
 
-def trimmed_tokenizer(root, out):
-    "The tokenizer trimmed from the sample stories under `root/data` (what a model trained here uses), written to `out`."
-    from tinystories.tokenizer import trim_tokenizer, load_tokenizer
-    files = sorted((root / 'data' / 'tinystories').glob('*.txt'))
-    if not files: sys.exit(f'{root / "data" / "tinystories"} holds no .txt stories: seed data/ as .ci/run does')
-    return load_tokenizer(trim_tokenizer(files, base=root / 'data' / 'gpt-neo', out=Path(out)))
+def trimmed_tokenizer(root, out=None):
+    "The course's tokenizer, trimmed once from its training stories (what a model trained here uses), made or taken from `root/data` by the package."
+    from tinystories.tokenizer import course_tokenizer, load_tokenizer
+    return load_tokenizer(course_tokenizer(root / 'data'))
 
 
 def best_seconds(model, probes, batch_size, repeats):

@@ -165,17 +165,11 @@ def vs_baseline(args, device, data, vocab_size, peaks):
 
 def generation(args, device, root=Path('.')):
     "Print tokens/s of `generate_ids` at batch 1 and 8, and of the widget's streaming path at batch 1."
-    import tempfile
     from tinystories.model import preset_config
     from tinystories.generate import generate_ids, stream_tokens
     from tinystories.tokenizer import load_tokenizer
-    tok_dir = root / 'data' / 'tokenizer'
-    if not (tok_dir / 'tokenizer.json').is_file():
-        from tinystories.data import COURSE_STORIES, course_stories
-        from tinystories.tokenizer import trim_tokenizer, gpt_neo_folder
-        files = [course_stories(s, v, root / 'data') for s, v in COURSE_STORIES if s == 'train']
-        tok_dir = trim_tokenizer(files, base=gpt_neo_folder(root / 'data'), out=Path(tempfile.mkdtemp()))
-    tokenizer = load_tokenizer(tok_dir)
+    from tinystories.tokenizer import course_tokenizer
+    tokenizer = load_tokenizer(course_tokenizer(root / 'data'))
     n = args.new_tokens
     print(f'| preset | batch | path | new tokens | tokens/s (all sequences) | ms per step | tokens/s, decode on torch\'s {torch.get_num_threads()} threads | one thread / torch\'s | load avg |\n|---|---:|---|---:|---:|---:|---:|---:|---:|', flush=True)
     def rate(batch, threads, r):
