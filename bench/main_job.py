@@ -33,7 +33,8 @@ Results accumulate in the JSON file (a crash loses only the run in progress); no
 import argparse, contextlib, json, math, os, shutil, sys, time
 from pathlib import Path
 import numpy as np, torch
-from tinystories.train import TrainConfig, train, prepare_sample, read_metrics, sample_story
+from tinystories.config import TrainConfig
+from tinystories.train import train, prepare_sample, read_metrics, sample_story
 from tinystories.model import load_model
 from tinystories.tokenizer import load_tokenizer
 

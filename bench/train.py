@@ -34,7 +34,8 @@ from pathlib import Path
 import numpy as np, torch
 from tinystories.model import GPT, param_counts
 from tinystories.loader import TokenFile
-from tinystories.train import resolve_config, model_config, make_optimizer, param_groups, accumulate_gradients, pick_device
+from tinystories.config import resolve_config, model_config
+from tinystories.train import make_optimizer, param_groups, accumulate_gradients, pick_device
 
 def peak_matmul_flops(dtype, device, n=4096, reps=5):
     "Best FLOP/s of an n x n x n matmul at `dtype` on `device`."

@@ -210,7 +210,7 @@ def generate(model, tokenizer, prompt, max_new_tokens=200, temperature=1.0, top_
     return [tokenizer.decode(row) for row in new]
 
 # %% ../nbs/08_generate.ipynb #4b846f7b
-from .train import find_checkpoint  # one rule for every reader of checkpoints (07_train)
+from .checkpoint import find_checkpoint  # one rule for every reader of checkpoints (07b_checkpoint)
 
 def load_model_and_tokenizer(path, device='cpu', dtype=None):
     "The model (in `dtype`, if given) and tokenizer of a checkpoint folder or a run folder (its latest checkpoint), or of a transformers model folder or Hub id (`11_hf`)."

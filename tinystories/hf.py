@@ -18,7 +18,8 @@ from .data import EOT, check_file, iter_stories
 from .tokenizer import BASE, eot_id, load_tokenizer
 from .attention import KVCache
 from .model import GPTConfig, load_model
-from .generate import find_checkpoint, load_model_and_tokenizer
+from .checkpoint import find_checkpoint
+from .generate import load_model_and_tokenizer
 
 # %% ../nbs/11_hf.ipynb #7524da15
 HF_MISSING = "this needs Hugging Face transformers, an optional extra of tinystories: pip install 'tinystories[hf]'"

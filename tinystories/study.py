@@ -20,7 +20,8 @@ from .data import write_atomic
 from .rope import apply_rope
 from .model import load_model, param_counts
 from .pretokenize import read_sidecar
-from .train import TrainConfig, train, read_metrics, last_values
+from .config import TrainConfig
+from .train import train, read_metrics, last_values
 
 # %% ../nbs/09_study.ipynb #e2fae646
 def study_config(out, preset, tokenizer, files, max_steps, batch_size=8, context=256, **overrides):
