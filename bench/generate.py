@@ -16,7 +16,7 @@ The KV cache against the plain loop that re-runs the full forward pass over the 
 weights (`fp32`), weights cast to bf16 (`bf16`) and fp32 weights under bf16 autocast (`autocast`). Goal: the cache
 at least 5x faster than the plain loop at 512 new tokens.
 
-    python bench/generate.py --vs-transformers [--presets 1M 8M] [--new-tokens 256 1024] [--dtypes fp32 bf16]
+    python bench/generate.py --vs-transformers [--presets 1M 8M] [--new-tokens 256 1024] [--dtypes fp32 bf16] [--threads N --decode-threads N]
 
 The same model (random weights) exported to transformers' GPT-NeoX with `tinystories.hf.to_neox`: our greedy
 generation with the KV cache (lean step, and the model's own step) against transformers' `generate` (greedy, its own
@@ -128,10 +128,10 @@ def interleaved_best(runs, repeats, expected):
     return best
 
 
-def greedy_ours(model, n_new, lean=True):
+def greedy_ours(model, n_new, lean=True, decode_threads=1):
     "Our greedy generation (KV cache) of `n_new` tokens from a one-token prompt, never stopping early, as a timed run."
     from tinystories.generate import generate_ids
-    return lambda r: sum(1 for _ in generate_ids(model, [[0]], n_new, temperature=0, lean=lean))
+    return lambda r: sum(1 for _ in generate_ids(model, [[0]], n_new, temperature=0, lean=lean, decode_threads=decode_threads))
 
 
 def greedy_transformers(hf_model, n_new):
@@ -161,7 +161,8 @@ def vs_transformers(args, vocab):
             ours, theirs = set_dtype(ours32, dtype), set_dtype(theirs32, dtype)
             interleaved_best([greedy_ours(ours, 8), greedy_ours(ours, 8, lean=False), greedy_transformers(theirs, 8)], 1, 8)  # warm-up
             for n in args.new_tokens:
-                lean, plain, hf = interleaved_best([greedy_ours(ours, n), greedy_ours(ours, n, lean=False), greedy_transformers(theirs, n)], args.repeats, n)
+                lean, plain, hf = interleaved_best([greedy_ours(ours, n, decode_threads=args.decode_threads), greedy_ours(ours, n, lean=False, decode_threads=args.decode_threads),
+                                                    greedy_transformers(theirs, n)], args.repeats, n)
                 ratios[name, dtype, n] = hf / lean
                 print(f'| {name} | {non_emb / 1e6:.2f}M | {dtype} | {n} | {n / lean:,.0f} | {n / plain:,.0f} | {n / hf:,.0f} | {hf / lean:.2f}x | {hf / plain:.2f}x |', flush=True)
     small = [r for (name, _, _), r in ratios.items() if name in ('1M', '8M')]
@@ -180,6 +181,7 @@ def main():
     p.add_argument('--vocab-size', type=int, help='default: the size of the tokenizer trimmed from data/tinystories (the widget column needs that tokenizer)')
     p.add_argument('--threads', type=int, help='torch threads (default: torch\'s choice; our one-token steps use one thread either way)')
     p.add_argument('--repeats', type=int, default=1)
+    p.add_argument('--decode-threads', type=int, default=1, help="with --vs-transformers: threads of our one-token steps (generate_ids' decode_threads; default 1, its default); give it --threads for a like-for-like run on an idle machine")
     args = p.parse_args()
     sys.path.insert(0, str(root))
     if args.threads: torch.set_num_threads(args.threads)

@@ -17,9 +17,11 @@ usage: python bench/train.py [--presets 1M 8M 28M] [--dtypes fp32 bf16] [--batch
 
 Our training step against a plain eager GPT of the same shape written below (`BaselineGPT`: the textbook minimal GPT,
 as nanoGPT: learned position embeddings, one nn.Linear for q, k, v, F.scaled_dot_product_attention, GELU MLP,
-LayerNorm, tied head, torch.optim.AdamW on all parameters with weight decay on the matrices). Both draw the same
-batches and run forward + backward + clip + AdamW; they are timed in alternating rounds within this one run (same
-threads, same load), and the ratio is the median of the per-round ratios. Goal: ours at least 1.5x the baseline for
+LayerNorm, tied head, torch.optim.AdamW on all parameters with weight decay on the matrices), and against the same
+model with its attention written out as in the lectures and minGPT (scores, mask the future, softmax, weigh the
+values: the "textbook" column). All draw the same batches and run forward + backward + clip + AdamW; they are timed
+in rounds within this one run (same threads, same load; each model goes first in turn), and each ratio is the median
+of the per-round ratios. The goal is judged against the SDPA baseline, the faster and stricter of the two. Goal: ours at least 1.5x the baseline for
 the 1M and 3M presets; the 28M preset at least 60% of the bf16 matmul peak measured in the same run.
 
     python bench/train.py --generation [--presets 1M 8M 28M] [--new-tokens 256]
@@ -86,28 +88,36 @@ def bench(preset, dtype, args, device, data, vocab_size):
     return param_counts(model)['total'], tok_s, tok_s * flops_per_token(model, cfg.context)
 
 class BaselineBlock(torch.nn.Module):
-    "A textbook pre-LN block: LayerNorm, causal self-attention (one qkv Linear, SDPA), LayerNorm, GELU MLP."
-    def __init__(self, d, n_head):
+    "A textbook pre-LN block: LayerNorm, causal self-attention (one qkv Linear), LayerNorm, GELU MLP."
+    def __init__(self, d, n_head, context, attention='sdpa'):
         super().__init__()
-        self.n_head = n_head
+        self.n_head, self.attention = n_head, attention
         self.ln1, self.ln2 = torch.nn.LayerNorm(d), torch.nn.LayerNorm(d)
         self.qkv, self.proj = torch.nn.Linear(d, 3 * d), torch.nn.Linear(d, d)
         self.fc, self.fc_proj = torch.nn.Linear(d, 4 * d), torch.nn.Linear(4 * d, d)
+        self.register_buffer('future', torch.ones(context, context, dtype=torch.bool).triu(1), persistent=False)
+
+    def attend(self, q, k, v):
+        "SDPA (nanoGPT, and ours), or the lecture's attention written out: scores, mask the future, softmax, weigh the values (minGPT)."
+        if self.attention == 'sdpa': return torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+        T = q.shape[-2]
+        att = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
+        return att.masked_fill(self.future[:T, :T], float('-inf')).softmax(-1) @ v
 
     def forward(self, x):
         B, T, C = x.shape
         q, k, v = self.qkv(self.ln1(x)).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
-        y = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+        y = self.attend(q, k, v)
         x = x + self.proj(y.transpose(1, 2).contiguous().view(B, T, C))
         return x + self.fc_proj(torch.nn.functional.gelu(self.fc(self.ln2(x))))
 
 class BaselineGPT(torch.nn.Module):
     "The plain eager GPT the issue compares against: learned positions, tied head, nothing fused or cached."
-    def __init__(self, vocab_size, n_embd, n_layer, n_head, context):
+    def __init__(self, vocab_size, n_embd, n_layer, n_head, context, attention='sdpa'):
         super().__init__()
         self.tok_emb, self.pos_emb = torch.nn.Embedding(vocab_size, n_embd), torch.nn.Embedding(context, n_embd)
-        self.blocks = torch.nn.ModuleList(BaselineBlock(n_embd, n_head) for _ in range(n_layer))
+        self.blocks = torch.nn.ModuleList(BaselineBlock(n_embd, n_head, context, attention) for _ in range(n_layer))
         self.ln_f = torch.nn.LayerNorm(n_embd)
         self.head = torch.nn.Linear(n_embd, vocab_size, bias=False)
         self.head.weight = self.tok_emb.weight
@@ -124,19 +134,24 @@ def baseline_optimizer(model, lr=3e-3, weight_decay=0.1):
     "AdamW as nanoGPT configures it: decay on matrices, none on biases and norms (the same groups as ours), torch's default kernel."
     return torch.optim.AdamW(param_groups(model, weight_decay), lr=lr, betas=(0.9, 0.95))
 
-def step_fns(preset, dtype, args, device, data, vocab_size):
-    "(ours, baseline, cfg, our model): one training step of each, same shape, same batches, each with its own optimizer."
-    ours, cfg, model = our_step(preset, dtype, args, device, data, vocab_size)
-    c = model.config
-    base = BaselineGPT(vocab_size, c.n_embd, c.n_layer, c.n_head, cfg.context).to(device)
+def baseline_step(dtype, cfg, device, data, vocab_size, c, attention):
+    "One training step of a `BaselineGPT` of the config `c`'s shape, with its own optimizer, on the same batches as ours."
+    torch.manual_seed(0)
+    base = BaselineGPT(vocab_size, c.n_embd, c.n_layer, c.n_head, cfg.context, attention).to(device)
     bopt = baseline_optimizer(base, cfg.lr, cfg.weight_decay)
-    def baseline(i):
+    def step(i):
         x, y = data.train_batch(i, cfg.batch_size, cfg.context, seed=cfg.seed, device=device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == 'bf16'): loss = base(x, y)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(base.parameters(), cfg.grad_clip)
         bopt.step(); bopt.zero_grad(set_to_none=True)
-    return ours, baseline, cfg, model
+    return step
+
+def step_fns(preset, dtype, args, device, data, vocab_size):
+    "(ours, SDPA baseline, textbook baseline, cfg, our model): one training step of each, same shape, same batches, each with its own optimizer."
+    ours, cfg, model = our_step(preset, dtype, args, device, data, vocab_size)
+    sdpa, textbook = (baseline_step(dtype, cfg, device, data, vocab_size, model.config, a) for a in ('sdpa', 'textbook'))
+    return ours, sdpa, textbook, cfg, model
 
 def timed(step, first, n):
     "Seconds of `n` calls step(first), step(first+1), ..."
@@ -145,23 +160,25 @@ def timed(step, first, n):
     return time.perf_counter() - t
 
 def vs_baseline(args, device, data, vocab_size, peaks):
-    "Print our tokens/s against the baseline's, timed in alternating rounds."
-    print('| preset | dtype | ours tok/s | baseline tok/s | ours / baseline | ours MFU | load avg |\n|---|---|---:|---:|---:|---:|---:|', flush=True)
+    "Print our tokens/s against both baselines', timed in rounds that take the three in a rotating order."
+    print('| preset | dtype | ours tok/s | baseline tok/s (SDPA) | ours / baseline | textbook tok/s (attention written out) | ours / textbook | ours MFU | load avg |\n'
+          '|---|---|---:|---:|---:|---:|---:|---:|---:|', flush=True)
     for preset in args.presets:
         for dt in args.dtypes:
-            ours, baseline, cfg, model = step_fns(preset, dt, args, device, data, vocab_size)
+            steps = step_fns(preset, dt, args, device, data, vocab_size)
+            cfg, model, runs = steps[-2], steps[-1], steps[:3]
             tok = cfg.batch_size * cfg.context
-            t_compile = timed(ours, 0, args.warmup); timed(baseline, 0, args.warmup)
+            t_compile = timed(runs[0], 0, args.warmup)
+            for run in runs[1:]: timed(run, 0, args.warmup)
             rows = []
             for r in range(args.rounds):
-                first = args.warmup + r * args.steps
-                a, b = (timed(ours, first, args.steps), timed(baseline, first, args.steps)) if r % 2 == 0 else \
-                       tuple(reversed((timed(baseline, first, args.steps), timed(ours, first, args.steps))))
-                rows.append((args.steps * tok / a, args.steps * tok / b))
-            o, bl = float(np.median([r[0] for r in rows])), float(np.median([r[1] for r in rows]))
-            ratio = float(np.median([r[0] / r[1] for r in rows]))
+                first, order = args.warmup + r * args.steps, [(r + j) % 3 for j in range(3)]  # each model goes first in turn
+                secs = {j: timed(runs[j], first, args.steps) for j in order}
+                rows.append([args.steps * tok / secs[j] for j in range(3)])
+            o, b, t = (float(np.median([row[j] for row in rows])) for j in range(3))
+            vs_b, vs_t = (float(np.median([row[0] / row[j] for row in rows])) for j in (1, 2))
             mfu = o * flops_per_token(model, cfg.context) / peaks[dt]
-            print(f'| {preset} | {dt} | {o:,.0f} | {bl:,.0f} | {ratio:.2f}x | {mfu:.0%} | {os.getloadavg()[0]:.1f} |', flush=True)
+            print(f'| {preset} | {dt} | {o:,.0f} | {b:,.0f} | {vs_b:.2f}x | {t:,.0f} | {vs_t:.2f}x | {mfu:.0%} | {os.getloadavg()[0]:.1f} |', flush=True)
             if args.compile: print(f'# {preset} {dt}: first {args.warmup} steps (compile included) took {t_compile:.1f} s', flush=True)
 
 def generation(args, device, root=Path('.')):
