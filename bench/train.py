@@ -23,6 +23,8 @@ values: the "textbook" column). All draw the same batches and run forward + back
 in rounds within this one run (same threads, same load; each model goes first in turn), and each ratio is the median
 of the per-round ratios. The goal is judged against the SDPA baseline, the faster and stricter of the two. Goal: ours at least 1.5x the baseline for
 the 1M and 3M presets; the 28M preset at least 60% of the bf16 matmul peak measured in the same run.
+Every table runs with `keep_freed_memory()` set, as the trainer sets it for CPU runs (`--malloc-default` leaves malloc as
+it comes); it is a setting of the process, so the baselines get it too.
 
     python bench/train.py --generation [--presets 1M 8M 28M] [--new-tokens 256]
 
@@ -37,7 +39,7 @@ import numpy as np, torch
 from tinystories.model import GPT, param_counts
 from tinystories.loader import TokenFile
 from tinystories.config import resolve_config, model_config
-from tinystories.train import make_optimizer, param_groups, accumulate_gradients, pick_device
+from tinystories.train import make_optimizer, param_groups, accumulate_gradients, pick_device, keep_freed_memory
 
 def peak_matmul_flops(dtype, device, n=4096, reps=5):
     "Best FLOP/s of an n x n x n matmul at `dtype` on `device`."
@@ -228,8 +230,10 @@ def main():
     p.add_argument('--new-tokens', type=int, default=256)
     p.add_argument('--repeats', type=int, default=2)
     p.add_argument('--threads', type=int, default=None, help='torch threads (default: torch\'s choice)')
+    p.add_argument('--malloc-default', action='store_true', help="leave glibc's malloc as it comes (default: keep_freed_memory, as the trainer sets it for CPU runs; it applies to every model in this process)")
     args = p.parse_args()
     if args.threads: torch.set_num_threads(args.threads)
+    kept = not args.malloc_default and keep_freed_memory()
     device = pick_device(args.device)
     if args.generation:
         print(f'# generation on {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads; torch {torch.__version__}; load average {os.getloadavg()}')
@@ -244,7 +248,7 @@ def main():
     data = token_file(args.data, args.context, vocab_size)
     name = torch.cuda.get_device_name(device) if device.type == 'cuda' else f'{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads'
     print(f'# bench/train.py on {name}; torch {torch.__version__}; load average {os.getloadavg()[0]:.2f}' if hasattr(os, 'getloadavg') else '')
-    print(f'# batch {args.batch_size} x context {args.context}, vocab {vocab_size}, {args.steps} timed steps after {args.warmup}, compile={args.compile}; '
+    print(f'# batch {args.batch_size} x context {args.context}, vocab {vocab_size}, {args.steps} timed steps after {args.warmup}, compile={args.compile}, keep_freed_memory={kept}; '
           f'batches from {data.path}' + ('' if data.path == Path(args.data) else ' (random ids: no token file at --data)'))
     peaks = {dt: peak_matmul_flops(torch.float32 if dt == 'fp32' else torch.bfloat16, device, args.matmul_n) for dt in args.dtypes}
     for dt, f in peaks.items(): print(f'# peak {dt} matmul ({args.matmul_n}^3): {f / 1e9:,.1f} GFLOP/s')

@@ -4,15 +4,15 @@
 
 # %% auto #0
 __all__ = ['largest_sample', 'corpus_files', 'sample_inputs', 'prepare_sample', 'param_groups', 'make_optimizer', 'lr_at',
-           'pick_device', 'lm_loss', 'autocast', 'accumulate_gradients', 'buckets', 'evaluate', 'TrainingDiverged',
-           'Run', 'train_step', 'check_run_folder', 'usable_dtype', 'open_data', 'save_run_config', 'start_run',
-           'read_metrics', 'last_values', 'MetricsLog', 'plot_losses', 'wandb_mode', 'start_wandb', 'RunLog',
-           'StopSignals', 'init_distributed', 'distributed', 'evaluation_due', 'checkpoint_due', 'evaluate_run',
-           'save_run_checkpoint', 'end_session', 'sample_story', 'finish', 'train', 'command_config', 'train_command',
-           'evaluate_command', 'run_report', 'add_commands']
+           'pick_device', 'lm_loss', 'autocast', 'keep_freed_memory', 'accumulate_gradients', 'buckets', 'evaluate',
+           'TrainingDiverged', 'Run', 'train_step', 'check_run_folder', 'usable_dtype', 'open_data', 'save_run_config',
+           'start_run', 'read_metrics', 'last_values', 'MetricsLog', 'plot_losses', 'wandb_mode', 'start_wandb',
+           'RunLog', 'StopSignals', 'init_distributed', 'distributed', 'evaluation_due', 'checkpoint_due',
+           'evaluate_run', 'save_run_checkpoint', 'end_session', 'sample_story', 'finish', 'train', 'command_config',
+           'train_command', 'evaluate_command', 'run_report', 'add_commands']
 
 # %% ../nbs/09_train.ipynb #fff498cc
-import contextlib, json, math, os, signal, sys, time, uuid
+import contextlib, ctypes, json, math, os, signal, sys, time, uuid
 from dataclasses import dataclass, asdict
 from pathlib import Path
 import numpy as np
@@ -105,6 +105,16 @@ def lm_loss(logits, targets, reduction='mean'):
 def autocast(device, dtype):
     "The autocast context of the run: bf16 when `dtype == 'bf16'`, else plain fp32."
     return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=dtype == 'bf16')
+
+# %% ../nbs/09_train.ipynb #7adedec7
+def keep_freed_memory(limit=1 << 30):
+    "Let glibc's malloc keep freed blocks of up to `limit` bytes for reuse instead of returning them to the kernel, for the rest of this process; False where there is no glibc."
+    try: libc = ctypes.CDLL('libc.so.6')
+    except OSError: return False
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_MMAP_MAX = -1, -3, -4  # glibc's malloc.h
+    above = libc.mallopt(M_MMAP_THRESHOLD, limit) or libc.mallopt(M_MMAP_MAX, 0)  # a glibc that caps the threshold: no mmap at all
+    return bool(above and libc.mallopt(M_TRIM_THRESHOLD, limit))
+
 
 # %% ../nbs/09_train.ipynb #78c01607
 def accumulate_gradients(net, data, step, cfg, rank, world_size, device):
@@ -227,6 +237,7 @@ def save_run_config(run, resumed_from=None):
 def start_run(cfg, resume=False, rank=0, local_rank=0, world_size=1):
     "The `Run` of `cfg` on this process: the data opened, the model and optimizer built, or resumed from the run folder's latest good checkpoint."
     device = pick_device(cfg.device, local_rank)
+    if device.type == 'cpu': keep_freed_memory()  # the big per-step tensors reused, not mapped and zeroed again (above)
     if cfg.batch_size % world_size: raise ValueError(f'batch_size {cfg.batch_size} does not split over {world_size} processes; use a multiple of {world_size}')
     check_run_folder(cfg.out, resume, rank == 0)
     cfg.dtype = usable_dtype(cfg.dtype, device)
