@@ -498,7 +498,7 @@ def run_report(res, cfg, wall_s=None):
 # %% ../nbs/09_train.ipynb #b217570b
 def add_commands(sub):
     "Add the `train` and `evaluate` subcommands."
-    p = sub.add_parser('train', help='train a model (no options: the 1M preset on a TinyStories sample, minutes on a CPU)',
+    p = sub.add_parser('train', help='train a model (no options: the 3M preset on a TinyStories sample, minutes on a CPU)',
                        description='Train a GPT on token files. Every training setting is an option; options left out keep the --config '
                                    "file's value or the default. With no --train, the sample data is made in --data-dir: the first TinyStories stories (downloaded once), "
                                    "GPT-Neo's tokenizer trimmed to the training stories, and the two token files. "
