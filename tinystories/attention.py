@@ -74,7 +74,7 @@ class KVCache:
 def attend(q, k, v, mask=None, dropout_p=0.0):
     "softmax(q kᵀ/√d, masked) v for `q` `(B, nh, T, d)`, `k`, `v` `(B, nh, S, d)` and an `attention_mask`: written out for CPU training in bf16 (faster there), else SDPA's fused kernel."
     causal = mask is None and q.shape[-2] > 1
-    if torch.is_grad_enabled() and q.requires_grad and q.device.type == 'cpu' and q.dtype == torch.bfloat16 and k.shape[-2] <= 256:
+    if torch.is_grad_enabled() and q.requires_grad and q.device.type == 'cpu' and q.dtype == torch.bfloat16 and q.shape[-1] <= 8 and k.shape[-2] <= 256:
         if causal: mask = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool, device=q.device).tril()
         scores = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
         if mask is not None: scores = scores.masked_fill(~mask, float('-inf'))
