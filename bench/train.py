@@ -167,8 +167,7 @@ def vs_baseline(args, device, data, vocab_size, peaks):
           '|---|---|---:|---:|---:|---:|---:|---:|---:|', flush=True)
     for preset in args.presets:
         for dt in args.dtypes:
-            steps = step_fns(preset, dt, args, device, data, vocab_size)
-            cfg, model, runs = steps[-2], steps[-1], steps[:3]
+            *runs, cfg, model = step_fns(preset, dt, args, device, data, vocab_size)
             tok = cfg.batch_size * cfg.context
             t_compile = timed(runs[0], 0, args.warmup)
             for run in runs[1:]: timed(run, 0, args.warmup)
