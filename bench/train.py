@@ -26,6 +26,12 @@ the 1M and 3M presets; the 28M preset at least 60% of the bf16 matmul peak measu
 Every table runs with `keep_freed_memory()` set, as the trainer sets it for CPU runs (`--malloc-default` leaves malloc as
 it comes); it is a setting of the process, so the baselines get it too.
 
+    python bench/train.py --attention [--presets 1M 3M 8M 28M] [--dtypes fp32 bf16] [--rounds 5]
+
+Milliseconds of one attention layer's forward + backward at the shape of a training step (batch x n_head x context x head size
+of each preset), for each kernel `04_attention` has: SDPA's fused kernel, `attention_by_hand` and `causal_attention_in_blocks`;
+each the median of `--rounds` rounds that take the kernels in turn. It is the table in `04_attention` behind `attend`'s choice.
+
     python bench/train.py --generation [--presets 1M 8M 28M] [--new-tokens 256]
 
 Tokens/s of `tinystories.generate.generate_ids` (KV cache, sampling) at batch 1 and 8, random weights, fp32, and of the
@@ -182,6 +188,35 @@ def vs_baseline(args, device, data, vocab_size, peaks):
             print(f'| {preset} | {dt} | {o:,.0f} | {b:,.0f} | {vs_b:.2f}x | {t:,.0f} | {vs_t:.2f}x | {mfu:.0%} | {os.getloadavg()[0]:.1f} |', flush=True)
             if args.compile: print(f'# {preset} {dt}: first {args.warmup} steps (compile included) took {t_compile:.1f} s', flush=True)
 
+def attention_kernels(args, device):
+    "Print ms of forward + backward of each attention kernel, per layer, at each preset's head shape."
+    from tinystories.model import PRESETS
+    from tinystories.attention import attention_by_hand, causal_attention_in_blocks
+    T = args.context
+    mask = torch.ones(T, T, dtype=torch.bool, device=device).tril()
+    kernels = {'SDPA': lambda q, k, v: torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True),
+               'attention_by_hand': lambda q, k, v: attention_by_hand(q, k, v, mask),
+               'causal_attention_in_blocks': causal_attention_in_blocks}
+    print(f'| preset | heads x head size | dtype | ' + ' | '.join(f'{n} ms' for n in kernels) + ' | SDPA / blocks | load avg |\n'
+          '|---|---|---|' + '---:|' * (len(kernels) + 2), flush=True)
+    for preset in args.presets:
+        H = PRESETS[preset]['n_head']; d = PRESETS[preset]['n_embd'] // H
+        for dt in args.dtypes:
+            dtype = torch.float32 if dt == 'fp32' else torch.bfloat16
+            torch.manual_seed(0)
+            qkv = [torch.randn(args.batch_size, H, T, d, device=device, dtype=dtype) for _ in range(4)]
+            def run(f):
+                q, k, v = (t.clone().requires_grad_() for t in qkv[:3])
+                t0 = time.perf_counter(); f(q, k, v).backward(qkv[3]); return time.perf_counter() - t0
+            for f in kernels.values(): run(f)
+            times = {n: [] for n in kernels}
+            for r in range(args.rounds):
+                names = list(kernels); names = names[r % len(names):] + names[:r % len(names)]  # each kernel goes first in turn
+                for n in names: times[n].append(run(kernels[n]))
+            ms = {n: 1000 * float(np.median(t)) for n, t in times.items()}
+            print(f'| {preset} | {H} x {d} | {dt} | ' + ' | '.join(f'{m:.1f}' for m in ms.values()) +
+                  f' | {ms["SDPA"] / ms["causal_attention_in_blocks"]:.2f}x | {os.getloadavg()[0]:.1f} |', flush=True)
+
 def generation(args, device, root=Path('.')):
     "Print tokens/s of `generate_ids` at batch 1 and 8, and of the widget's streaming path at batch 1."
     from tinystories.model import preset_config
@@ -225,6 +260,7 @@ def main():
     p.add_argument('--device', default='auto')
     p.add_argument('--vs-baseline', action='store_true', help='ours against the plain eager GPT, alternating rounds')
     p.add_argument('--rounds', type=int, default=5, help='with --vs-baseline: alternating timing rounds')
+    p.add_argument('--attention', action='store_true', help='ms of forward + backward of each attention kernel, per layer')
     p.add_argument('--generation', action='store_true', help='tokens/s of generate_ids and of the widget stream')
     p.add_argument('--new-tokens', type=int, default=256)
     p.add_argument('--repeats', type=int, default=2)
@@ -237,6 +273,10 @@ def main():
     if args.generation:
         print(f'# generation on {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads; torch {torch.__version__}; load average {os.getloadavg()}')
         return generation(args, device)
+    if args.attention:
+        print(f'# attention kernels on {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads; torch {torch.__version__}; '
+              f'batch {args.batch_size} x context {args.context}; load average {os.getloadavg()[0]:.2f}')
+        return attention_kernels(args, device)
     vocab_size = args.vocab_size
     if vocab_size is None:
         tok = Path('data/tokenizer/tokenizer.json')
