@@ -386,7 +386,10 @@ def init_distributed():
 def distributed():
     "(rank, local_rank, world_size) of this process inside torchrun's process group, left at the end; (0, 0, 1) alone."
     rank, local_rank, world_size = init_distributed()
-    try: yield rank, local_rank, world_size
+    try:
+        yield rank, local_rank, world_size
+        # no rank leaves while another still talks to it: gloo's threads could abort the process at exit ("terminate called")
+        if world_size > 1: dist.barrier()
     finally:
         if world_size > 1 and dist.is_initialized(): dist.destroy_process_group()
 
