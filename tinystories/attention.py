@@ -78,7 +78,7 @@ class KVCache:
         "Count `T` new tokens as cached, once every layer has written them."
         self.length += T
 
-# %% ../nbs/04_attention.ipynb #898e8332
+# %% ../nbs/04_attention.ipynb #eda83abd
 def causal_bias(T, dtype=torch.float32, device=None):
     "`(T, T)` additive causal mask: 0 where a query may look (the diagonal and below), -inf above it."
     return torch.full((T, T), float('-inf'), dtype=dtype, device=device).triu(1)
@@ -96,7 +96,7 @@ def causal_attention_in_blocks(q, k, v, dropout_p=0.0, block=64):
         out.append(w.to(v.dtype) @ v[:, :end])
     return torch.cat(out, 1).view(B, H, T, d)
 
-# %% ../nbs/04_attention.ipynb #b3721c28
+# %% ../nbs/04_attention.ipynb #21aa31d5
 def attend(q, k, v, mask=None, dropout_p=0.0):
     "softmax(q kᵀ/√d, masked) v for `q` `(B, nh, T, d)`, `k`, `v` `(B, nh, S, d)` and an `attention_mask`: causal blocks for CPU training (faster there), else SDPA's fused kernel."
     causal = mask is None and q.shape[-2] == k.shape[-2] > 1
