@@ -48,7 +48,7 @@ def candidate_name(preset, batch, context, lr): return f"{preset}-{batch}x{conte
 # (preset, batch_size, context, lr) of each candidate; the first is the previous default shape and learning rate
 CANDIDATES = {candidate_name(*c): c for c in [
     ('1M', 16, 128, 3e-3), ('1M', 16, 256, 3e-3),
-    ('3M', 16, 128, 3e-3), ('3M', 16, 256, 2e-3), ('3M', 16, 256, 3e-3), ('3M', 16, 128, 2e-3), ('3M', 16, 128, 5e-3),
+    ('3M', 16, 128, 3e-3), ('3M', 16, 256, 2e-3), ('3M', 16, 256, 3e-3), ('3M', 16, 128, 2e-3), ('3M', 16, 128, 5e-3), ('3M', 16, 128, 7e-3),
     ('8M', 16, 128, 2e-3), ('8M', 16, 256, 2e-3), ('8M', 32, 128, 2e-3), ('8M', 16, 128, 1e-3), ('8M', 16, 128, 3e-3)]}
 
 def load_results():

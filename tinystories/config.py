@@ -29,15 +29,15 @@ class TrainConfig:
     valid: str = knob('data/valid.bin', 'validation token file')
     tokenizer: str = knob('data/tokenizer', 'tokenizer folder (or tokenizer.json) the token files were made with')
     out: str | None = knob(None, 'run folder: checkpoints, metrics, plots, final model (default: runs/PRESET)')
-    max_steps: int = knob(500, 'optimizer steps the schedule is planned for')
+    max_steps: int = knob(700, 'optimizer steps the schedule is planned for')
     stop_after: int | None = knob(None, 'end this session after this step with a checkpoint (resume later with --resume)')
     batch_size: int = knob(16, 'sequences per micro-step, over all processes')
     context: int = knob(128, "tokens per training window: the model's context length")
     grad_accum: int = knob(1, 'micro-steps per optimizer step')
     tokens_per_step: int | None = knob(None, 'sets --grad-accum to reach this many tokens per step')
-    lr: float = knob(3e-3, 'peak learning rate (after warmup)')
-    min_lr: float = knob(3e-4, 'learning rate at the end of the cosine')
-    warmup_steps: int = knob(50, 'steps of linear warmup')
+    lr: float = knob(5e-3, 'peak learning rate (after warmup)')
+    min_lr: float | None = knob(None, 'learning rate at the end of the cosine (default: lr / 10)')
+    warmup_steps: int = knob(70, 'steps of linear warmup')
     weight_decay: float = knob(0.1, 'AdamW weight decay of the matrices')
     beta1: float = knob(0.9, "AdamW's beta1: decay of its running mean of gradients")
     beta2: float = knob(0.95, "AdamW's beta2: decay of its running mean of squared gradients")
@@ -56,6 +56,7 @@ class TrainConfig:
 
     def __post_init__(self):
         if self.out is None: self.out = f'runs/{self.preset}'  # each preset its own folder
+        if self.min_lr is None and isinstance(self.lr, (int, float)): self.min_lr = self.lr / 10  # follows lr unless set
 
 # %% ../nbs/07_config.ipynb #2165aa6d
 def type_problem(f, value):
