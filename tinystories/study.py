@@ -24,10 +24,11 @@ from .config import TrainConfig
 from .train import train, read_metrics, last_values
 
 # %% ../nbs/11_study.ipynb #e2fae646
-def study_config(out, preset, tokenizer, files, max_steps, batch_size=8, context=256, **overrides):
+def study_config(out, preset, tokenizer, files, max_steps, batch_size=8, context=256, lr=3e-3, min_lr=3e-4, **overrides):
     "The `TrainConfig` of a study run: `preset` trained on `files` (its 'train' and 'valid' token files) for `max_steps` steps into `out`."
+    # the study's own learning rates, not TrainConfig's defaults (the main job's), which may move
     return TrainConfig(preset=preset, train=str(files['train']), valid=str(files['valid']), tokenizer=str(tokenizer), out=str(out),
-                       max_steps=max_steps, batch_size=batch_size, context=context, warmup_steps=max_steps // 3,
+                       max_steps=max_steps, batch_size=batch_size, context=context, lr=lr, min_lr=min_lr, warmup_steps=max_steps // 3,
                        eval_every=max(1, max_steps // 6), eval_batches=8, ckpt_every=max_steps, keep_last=1, sample_tokens=0, seed=0, **overrides)
 
 def finished_config(out):
