@@ -4,13 +4,15 @@
 
 # %% auto #0
 __all__ = ['check_sampling_args', 'filter_logits', 'sample_next', 'TextStream', 'model_device', 'crop_prompt', 'left_pad',
-           'forward_on_threads', 'generate_ids', 'LeanDecoder', 'encode_prompt', 'stream_tokens', 'stream_generate',
-           'generate', 'load_model_and_tokenizer', 'generate_command', 'add_commands', 'StoryWidget']
+           'forward_on_threads', 'generate_ids', 'one_row_weights', 'one_row_linear', 'LeanDecoder', 'encode_prompt',
+           'stream_tokens', 'stream_generate', 'generate', 'load_model_and_tokenizer', 'generate_command',
+           'add_commands', 'StoryWidget']
 
 # %% ../nbs/10_generate.ipynb #070aaac9
 import argparse, html, math, sys, time, warnings
 from pathlib import Path
 import torch, torch.nn.functional as F
+from .attention import attend
 from .model import GPT, load_model
 from .tokenizer import EOT, eot_id, load_tokenizer
 
@@ -138,6 +140,16 @@ def generate_ids(model, prompts, max_new_tokens=200, temperature=1.0, top_k=None
             real = torch.cat([real, torch.ones_like(real[:, :1])], 1)
     finally: model.train(was_training)
 
+# %% ../nbs/10_generate.ipynb #7c057aa1
+def one_row_weights(w, b, small=1 << 16):
+    "`(w, b)` of a Linear for one-row products: float32 copies of a bf16 CPU matrix of at most `small` weights (and its bias), else as they are."
+    if w.dtype == torch.bfloat16 and w.device.type == 'cpu' and w.numel() <= small: return w.float(), None if b is None else b.float()
+    return w, b
+
+def one_row_linear(x, w, b):
+    "`F.linear(x, w, b)` in `x`'s dtype; float32 `w` for a bf16 `x` (from `one_row_weights`): multiply in float32, round to bf16 once."
+    return F.linear(x, w, b) if w.dtype == x.dtype else F.linear(x.float(), w, b).to(x.dtype)
+
 # %% ../nbs/10_generate.ipynb #a7e1c0d2
 class LeanDecoder:
     "The one-token step of a `GPT` on its `KVCache`: what `model(idx[:, None], cache)[:, -1]` computes, in fewer tensor operations."
@@ -145,8 +157,9 @@ class LeanDecoder:
         c = model.config
         self.C, self.H, self.d = c.n_embd, c.n_head, c.head_dim
         self.emb, self.head, self.ln_f = model.tok_emb.weight, model.head.weight, (model.ln_f.weight, model.ln_f.bias)
-        self.layers = [(b.ln1.weight, b.ln1.bias, b.attn.qkv.weight, b.attn.qkv.bias, b.attn.proj.weight, b.attn.proj.bias,
-                        b.ln2.weight, b.ln2.bias, b.mlp.fc.weight, b.mlp.fc.bias, b.mlp.proj.weight, b.mlp.proj.bias) for b in model.blocks]
+        self.layers = [(b.ln1.weight, b.ln1.bias, *one_row_weights(b.attn.qkv.weight, b.attn.qkv.bias), *one_row_weights(b.attn.proj.weight, b.attn.proj.bias),
+                        b.ln2.weight, b.ln2.bias, *one_row_weights(b.mlp.fc.weight, b.mlp.fc.bias), *one_row_weights(b.mlp.proj.weight, b.mlp.proj.bias))
+                       for b in model.blocks]
         cos, sin = model.rotary.cos, model.rotary.sin  # (context, head_dim/2), float32 even for bf16 weights
         both = lambda a, b: torch.cat([a, b], -1)
         qk_cos, qk_sin = both(cos, cos), both(-sin, sin)
@@ -165,13 +178,13 @@ class LeanDecoder:
         mask = None if cache.key_mask is None else cache.key_mask[:, None, None, :n + 1]
         x = F.embedding(idx, self.emb)
         for (ln1_w, ln1_b, qkv_w, qkv_b, proj_w, proj_b, ln2_w, ln2_b, fc_w, fc_b, out_w, out_b), kv in zip(self.layers, cache.kv):
-            qkv = F.linear(F.layer_norm(x, (C,), ln1_w, ln1_b), qkv_w, qkv_b).view(B, 3, H, d)
+            qkv = one_row_linear(F.layer_norm(x, (C,), ln1_w, ln1_b), qkv_w, qkv_b).view(B, 3, H, d)
             f = qkv.to(torch.promote_types(qkv.dtype, torch.float32))  # rotate in float32 at least, as apply_rope does
             qkv = (f * cos + f.index_select(-1, self.swap) * sin).to(qkv.dtype)
             kv[:, :, :, n] = qkv[:, 1:]  # this token's key and value
-            y = F.scaled_dot_product_attention(qkv[:, :1].transpose(1, 2), kv[:, 0, :, :n + 1], kv[:, 1, :, :n + 1], attn_mask=mask)
-            x = x + F.linear(y.reshape(B, C), proj_w, proj_b)
-            x = x + F.linear(F.gelu(F.linear(F.layer_norm(x, (C,), ln2_w, ln2_b), fc_w, fc_b)), out_w, out_b)
+            y = attend(qkv[:, :1].transpose(1, 2), kv[:, 0, :, :n + 1], kv[:, 1, :, :n + 1], mask)  # attend's rules, as the model's step
+            x = x + one_row_linear(y.reshape(B, C), proj_w, proj_b)
+            x = x + one_row_linear(F.gelu(one_row_linear(F.layer_norm(x, (C,), ln2_w, ln2_b), fc_w, fc_b)), out_w, out_b)
         cache.advance(1)
         x = F.layer_norm(x, (C,), *self.ln_f)
         logits = x @ self.head_t if self.head_t is not None else F.linear(x, self.head)
