@@ -21,7 +21,11 @@ LayerNorm, tied head, torch.optim.AdamW on all parameters with weight decay on t
 model with its attention written out as in the lectures and minGPT (scores, mask the future, softmax, weigh the
 values: the "textbook" column). All draw the same batches and run forward + backward + clip + AdamW; they are timed
 in rounds within this one run (same threads, same load; each model goes first in turn), and each ratio is the median
-of the per-round ratios. The goal is judged against the SDPA baseline, the faster and stricter of the two. Goal: ours at least 1.5x the baseline for
+of the per-round ratios. A fourth run is our step with each layer's attention left out (`attend` returns the values):
+the rest of the step, which the baselines share in kind (embedding, layers' products, head, loss, optimizer). Its
+columns say how far attention alone can move the ratio: the ceiling (baseline time / that time, were our attention
+free), our attention's milliseconds per layer (forward + backward, from the difference), and the milliseconds per
+layer that a ratio of 1.5x would leave it. The goal is judged against the SDPA baseline, the faster and stricter of the two. Goal: ours at least 1.5x the baseline for
 the 1M and 3M presets; the 28M preset at least 60% of the bf16 matmul peak measured in the same run.
 Every table runs with `keep_freed_memory()` set, as the trainer sets it for CPU runs (`--malloc-default` leaves malloc as
 it comes); it is a setting of the process, so the baselines get it too.
@@ -161,6 +165,15 @@ def step_fns(preset, dtype, args, device, data, vocab_size):
     sdpa, textbook = (baseline_step(dtype, cfg, device, data, vocab_size, model.config, a) for a in ('sdpa', 'textbook'))
     return ours, sdpa, textbook, cfg, model
 
+def without_attention(step):
+    "`step` with each layer's `attend` replaced by its values `v`: everything of our step but the attention, timed alike."
+    import tinystories.attention as attention
+    def run(i):
+        keep, attention.attend = attention.attend, lambda q, k, v, mask=None, dropout_p=0.0: v
+        try: step(i)
+        finally: attention.attend = keep
+    return run
+
 def timed(step, first, n):
     "Seconds of `n` calls step(first), step(first+1), ..."
     t = time.perf_counter()
@@ -168,24 +181,29 @@ def timed(step, first, n):
     return time.perf_counter() - t
 
 def vs_baseline(args, device, data, vocab_size, peaks):
-    "Print our tokens/s against both baselines', timed in rounds that take the three in a rotating order."
-    print('| preset | dtype | ours tok/s | baseline tok/s (SDPA) | ours / baseline | textbook tok/s (attention written out) | ours / textbook | ours MFU | load avg |\n'
-          '|---|---|---:|---:|---:|---:|---:|---:|---:|', flush=True)
+    "Print our tokens/s against both baselines' and without our attention, timed in rounds that take the four in a rotating order."
+    print('| preset | dtype | ours tok/s | baseline tok/s (SDPA) | ours / baseline | textbook tok/s (attention written out) | ours / textbook | ours MFU '
+          '| ours without attention tok/s | ceiling: baseline / ours without attention | our attention ms per layer | ms per layer that 1.5x allows | load avg |\n'
+          '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|', flush=True)
     for preset in args.presets:
         for dt in args.dtypes:
             *runs, cfg, model = step_fns(preset, dt, args, device, data, vocab_size)
-            tok = cfg.batch_size * cfg.context
+            runs.append(without_attention(runs[0]))
+            tok, n = cfg.batch_size * cfg.context, len(runs)
             t_compile = timed(runs[0], 0, args.warmup)
             for run in runs[1:]: timed(run, 0, args.warmup)
             rows = []
             for r in range(args.rounds):
-                first, order = args.warmup + r * args.steps, [(r + j) % 3 for j in range(3)]  # each model goes first in turn
+                first, order = args.warmup + r * args.steps, [(r + j) % n for j in range(n)]  # each run goes first in turn
                 secs = {j: timed(runs[j], first, args.steps) for j in order}
-                rows.append([args.steps * tok / secs[j] for j in range(3)])
-            o, b, t = (float(np.median([row[j] for row in rows])) for j in range(3))
+                rows.append([args.steps * tok / secs[j] for j in range(n)])
+            o, b, t, rest = (float(np.median([row[j] for row in rows])) for j in range(n))
             vs_b, vs_t = (float(np.median([row[0] / row[j] for row in rows])) for j in (1, 2))
+            ceiling = float(np.median([row[3] / row[1] for row in rows]))
             mfu = o * flops_per_token(model, cfg.context) / peaks[dt]
-            print(f'| {preset} | {dt} | {o:,.0f} | {b:,.0f} | {vs_b:.2f}x | {t:,.0f} | {vs_t:.2f}x | {mfu:.0%} | {os.getloadavg()[0]:.1f} |', flush=True)
+            per_layer = lambda seconds: 1000 * seconds / model.config.n_layer
+            ours_attn, allowed = per_layer(tok / o - tok / rest), per_layer(tok / b / 1.5 - tok / rest)
+            print(f'| {preset} | {dt} | {o:,.0f} | {b:,.0f} | {vs_b:.2f}x | {t:,.0f} | {vs_t:.2f}x | {mfu:.0%} | {rest:,.0f} | {ceiling:.2f}x | {ours_attn:.0f} | {allowed:.0f} | {os.getloadavg()[0]:.1f} |', flush=True)
             if args.compile: print(f'# {preset} {dt}: first {args.warmup} steps (compile included) took {t_compile:.1f} s', flush=True)
 
 def attention_kernels(args, device):
