@@ -149,14 +149,14 @@ def greedy_transformers(hf_model, n_new):
 
 def products_only(model, n_new, decode_threads=1):
     "Just the matrix products of `n_new` lean one-token steps (each block's four on one row, and the head), as a timed run: the least time any decoder spends that computes them with torch's kernels."
-    from tinystories.generate import LeanDecoder, one_row_linear, forward_on_threads
-    step = LeanDecoder(model)
-    mats = [(layer[i], layer[i + 1]) for layer in step.layers for i in (2, 4, 8, 10)]
+    from tinystories.generate import LeanDecoder, one_row_weights, one_row_linear, forward_on_threads
+    step = LeanDecoder(model)  # for its head, multiplied as the lean step multiplies it
+    mats = [one_row_weights(m.weight, m.bias) for b in model.blocks for m in (b.attn.qkv, b.attn.proj, b.mlp.fc, b.mlp.proj)]
     rows = {w.shape[1]: torch.randn(1, w.shape[1]).to(step.emb.dtype) for w, _ in mats}
     x = rows[step.C]
     def products():
         for w, b in mats: one_row_linear(rows[w.shape[1]], w, b)
-        return x @ step.head_t if step.head_t is not None else torch.nn.functional.linear(x, step.head)
+        return step.unembed(x)
     @torch.inference_mode()
     def run(r):
         for _ in range(n_new): forward_on_threads(products, decode_threads)

@@ -187,8 +187,12 @@ class LeanDecoder:
             x = x + one_row_linear(F.gelu(one_row_linear(F.layer_norm(x, (C,), ln2_w, ln2_b), fc_w, fc_b)), out_w, out_b)
         cache.advance(1)
         x = F.layer_norm(x, (C,), *self.ln_f)
-        logits = x @ self.head_t if self.head_t is not None else F.linear(x, self.head)
+        logits = self.unembed(x)
         return logits.to(torch.promote_types(logits.dtype, torch.float32))
+
+    def unembed(self, x):
+        "Logits of the final hidden states `x` `(B, n_embd)`, in their dtype: a float32 head multiplies by its transposed copy."
+        return x @ self.head_t if self.head_t is not None else F.linear(x, self.head)
 
 # %% ../nbs/10_generate.ipynb #d16e393c
 def encode_prompt(tokenizer, prompt):
