@@ -98,13 +98,14 @@ def causal_attention_in_blocks(q, k, v, dropout_p=0.0, block=64):
 
 # %% ../nbs/04_attention.ipynb #21aa31d5
 def attend(q, k, v, mask=None, dropout_p=0.0):
-    "softmax(q kᵀ/√d, masked) v for `q` `(B, nh, T, d)`, `k`, `v` `(B, nh, S, d)` and an `attention_mask`: causal blocks for CPU training (faster there), else SDPA's fused kernel (on float32 copies for one bf16 query on the CPU)."
+    "softmax(q kᵀ/√d, masked) v for `q` `(B, nh, T, d)`, `k`, `v` `(B, nh, S, d)` and an `attention_mask`: causal blocks for CPU training (faster there), else SDPA's fused kernel (on float32 copies for one bf16 query on the CPU); `k` and `v` may be float32 behind bf16 `q`."
     causal = mask is None and q.shape[-2] == k.shape[-2] > 1
     if causal and torch.is_grad_enabled() and q.requires_grad and q.device.type == 'cpu' and (q.dtype == torch.bfloat16 or q.shape[-1] <= 8):
         return causal_attention_in_blocks(q, k, v, dropout_p)
     if q.shape[-2] == 1 and q.dtype == torch.bfloat16 and q.device.type == 'cpu':  # one query over a cache: bf16 SDPA is the slow one here
         with torch.autocast('cpu', enabled=False):  # which would cast the copies back to bf16
             return F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask, dropout_p=dropout_p).to(q.dtype)
+    k, v = k.to(q.dtype), v.to(q.dtype)  # a float32 cache behind bf16 queries (10_generate) holds bf16 numbers: exact
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=mask is None and q.shape[-2] > 1)
 
 
