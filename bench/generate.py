@@ -27,6 +27,13 @@ is the most any decoder could reach that computes those products with torch's ke
 transformers that it would give. The four are timed in turn in each repeat, so a change of load hits them alike. Goal (issue 11): ours at least 2x transformers' tokens/s for the 1M and 8M
 shapes. Needs transformers (pip install 'tinystories[hf]').
 
+    python bench/generate.py --products [--presets 1M 8M 28M] [--dtypes fp32 bf16] [--threads N] [--repeats R]
+
+The matrix products of one row that a decoding step makes, for each matrix shape of the presets (the blocks' four and
+the head), by each route `one_row_linear` knows: `F.linear` on the weights as they are, a float32 copy laid out (in, out),
+and oneDNN's packed layout (bf16); µs per product, 8 copies of each matrix taken in turn, and the route `one_row_linear`
+takes. Then a whole step's products (every layer's matrices and the head, in turn) by each route and by `one_row_linear`.
+
 Every table asserts nothing; compare figures within one run (the load average is printed at the start and the end).
 """
 import argparse, copy, os, sys, tempfile, time
@@ -149,13 +156,13 @@ def greedy_transformers(hf_model, n_new):
 
 def products_only(model, n_new, decode_threads=1):
     "Just the matrix products of `n_new` lean one-token steps (each block's four on one row, and the head), as a timed run: the least time any decoder spends that computes them with torch's kernels."
-    from tinystories.generate import LeanDecoder, one_row_weights, one_row_linear, forward_on_threads
+    from tinystories.generate import LeanDecoder, one_row_linear, forward_on_threads
     step = LeanDecoder(model)  # for its head, multiplied as the lean step multiplies it
-    mats = [one_row_weights(m.weight, m.bias) for b in model.blocks for m in (b.attn.qkv, b.attn.proj, b.mlp.fc, b.mlp.proj)]
-    rows = {w.shape[1]: torch.randn(1, w.shape[1]).to(step.emb.dtype) for w, _ in mats}
+    mats = [(m.in_features, one_row_linear(m.weight, m.bias)) for b in model.blocks for m in (b.attn.qkv, b.attn.proj, b.mlp.fc, b.mlp.proj)]
+    rows = {n: torch.randn(1, n).to(step.emb.dtype) for n, _ in mats}
     x = rows[step.C]
     def products():
-        for w, b in mats: one_row_linear(rows[w.shape[1]], w, b)
+        for n, product in mats: product(rows[n])
         return step.unembed(x)
     @torch.inference_mode()
     def run(r):
@@ -192,6 +199,55 @@ def vs_transformers(args, vocab):
               f'whose ceiling (no time spent outside the matrix products) is {ceilings[worst]:.2f}x')
 
 
+def route_table(args, vocab):
+    "µs per one-row product by route, for each matrix shape of the presets (8 copies of each, taken in turn, as a step takes its 8 layers')."
+    from tinystories.generate import one_row_linear, onednn_packed
+    from tinystories.model import preset_config
+    import torch.nn.functional as F
+    routes = {'fp32': {'F.linear': lambda w: (lambda x: F.linear(x, w)),
+                       'float32 transposed copy': lambda w: (lambda x, wt=w.t().contiguous(): x @ wt)},
+              'bf16': {'F.linear': lambda w: (lambda x: F.linear(x, w)),
+                       'float32 transposed copy': lambda w: (lambda x, wt=w.float().t().contiguous(): (x.float() @ wt).to(x.dtype)),
+                       'oneDNN packed': lambda w: (lambda x, p=onednn_packed(w): torch.ops.mkldnn._linear_pointwise(x, p, None, 'none', [], ''))}}
+    print('| preset | matrix (out x in) | weights | dtype | ' + ' | '.join(f'{r} µs' for r in routes['bf16']) + ' | one_row_linear takes |')
+    print('|---|---|---:|---|---:|---:|---:|---|', flush=True)
+    for name in args.presets:
+        c = preset_config(name, vocab)
+        for out, inp in [(3 * c.n_embd, c.n_embd), (c.n_embd, c.n_embd), (4 * c.n_embd, c.n_embd), (c.n_embd, 4 * c.n_embd), (vocab, c.n_embd)]:
+            for dtype in args.dtypes:
+                ws = [torch.randn(out, inp).to({'fp32': torch.float32, 'bf16': torch.bfloat16}[dtype]) for _ in range(8)]
+                x = torch.randn(1, inp).to(ws[0].dtype)
+                def timed(fs):
+                    def run(r):
+                        for _ in range(20):
+                            for f in fs: f(x)
+                        return 20 * len(fs)
+                    return run
+                with torch.inference_mode():
+                    best = interleaved_best([timed([make(w) for w in ws]) for make in routes[dtype].values()], args.repeats, 20 * len(ws))
+                cells = [f'{t / (20 * len(ws)) * 1e6:.1f}' for t in best] + [''] * (3 - len(best))
+                print(f'| {name} | {out} x {inp} | {out * inp:,} | {dtype} | {" | ".join(cells)} | {one_row_linear(ws[0]).route} |', flush=True)
+    print('\nA whole step\'s products, every block matrix of every layer and the head taken in turn, ms per token:\n')
+    print('| preset | dtype | ' + ' | '.join(f'{r} ms' for r in routes['bf16']) + ' | one_row_linear ms |')
+    print('|---|---|---:|---:|---:|---:|', flush=True)
+    for name in args.presets:
+        c = preset_config(name, vocab)
+        shapes = [(3 * c.n_embd, c.n_embd), (c.n_embd, c.n_embd), (4 * c.n_embd, c.n_embd), (c.n_embd, 4 * c.n_embd)] * c.n_layer + [(vocab, c.n_embd)]
+        for dtype in args.dtypes:
+            ws = [torch.randn(out, inp).to({'fp32': torch.float32, 'bf16': torch.bfloat16}[dtype]) for out, inp in shapes]
+            xs = [torch.randn(1, w.shape[1]).to(w.dtype) for w in ws]
+            def timed(fs):
+                def run(r):
+                    for _ in range(10):
+                        for f, x in zip(fs, xs): f(x)
+                    return 10
+                return run
+            makers = list(routes[dtype].values()) + [one_row_linear]
+            with torch.inference_mode(): best = interleaved_best([timed([make(w) for w in ws]) for make in makers], args.repeats, 10)
+            cells = [f'{t / 10 * 1e3:.2f}' for t in best[:-1]] + [''] * (3 - len(best[:-1])) + [f'{best[-1] / 10 * 1e3:.2f}']
+            print(f'| {name} | {dtype} | {" | ".join(cells)} |', flush=True)
+
+
 def main():
     root = Path(__file__).resolve().parent.parent
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -201,6 +257,7 @@ def main():
     p.add_argument('--dtypes', nargs='+', choices=['fp32', 'bf16', 'autocast'], help='default: fp32 (with --vs-no-cache: fp32 bf16 autocast; with --vs-transformers: fp32 bf16)')
     p.add_argument('--vs-no-cache', action='store_true', help='the KV cache against a full forward pass per token')
     p.add_argument('--vs-transformers', action='store_true', help="ours against transformers' generate on the same exported model (greedy, both with a KV cache)")
+    p.add_argument('--products', action='store_true', help="one-row matrix products by route (one_row_linear's choice), µs each")
     p.add_argument('--vocab-size', type=int, help='default: the size of the tokenizer trimmed from data/tinystories (the widget column needs that tokenizer)')
     p.add_argument('--threads', type=int, help='torch threads (default: torch\'s choice; our one-token steps use one thread either way)')
     p.add_argument('--repeats', type=int, default=1)
@@ -208,11 +265,14 @@ def main():
     args = p.parse_args()
     sys.path.insert(0, str(root))
     if args.threads: torch.set_num_threads(args.threads)
-    tokenizer = trimmed_tokenizer(root) if not args.vocab_size or not (args.vs_no_cache or args.vs_transformers) else None
+    tokenizer = trimmed_tokenizer(root) if not args.vocab_size or not (args.vs_no_cache or args.vs_transformers or args.products) else None
     vocab = args.vocab_size or tokenizer.get_vocab_size()
     print(f'torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} '
           f'at start, vocabulary {vocab}, best of {args.repeats}\n', flush=True)
-    if args.vs_transformers:
+    if args.products:
+        args.presets, args.dtypes = args.presets or ['1M', '8M', '28M'], [d for d in (args.dtypes or ['fp32', 'bf16']) if d != 'autocast']
+        route_table(args, vocab)
+    elif args.vs_transformers:
         import transformers
         print(f'transformers {transformers.__version__}; greedy, one-token prompt, never stopping early\n', flush=True)
         args.presets, args.new_tokens = args.presets or ['1M', '8M'], args.new_tokens or [256, 1024]

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['check_sampling_args', 'filter_logits', 'sample_next', 'TextStream', 'model_device', 'crop_prompt', 'left_pad',
-           'forward_on_threads', 'generate_ids', 'one_row_weights', 'one_row_linear', 'LeanDecoder', 'encode_prompt',
+           'forward_on_threads', 'generate_ids', 'onednn_packed', 'one_row_linear', 'LeanDecoder', 'encode_prompt',
            'stream_tokens', 'stream_generate', 'generate', 'load_model_and_tokenizer', 'generate_command',
            'add_commands', 'StoryWidget']
 
@@ -116,6 +116,8 @@ def generate_ids(model, prompts, max_new_tokens=200, temperature=1.0, top_k=None
     gen = torch.Generator(device).manual_seed(seed) if seed is not None else None
     done = torch.zeros(B, dtype=torch.bool, device=device)
     step = LeanDecoder(model) if lean and use_cache and isinstance(model, GPT) else None  # the same step in fewer operations (below)
+    # bf16 on a CPU: attend computes one query's attention in float32, so the cache holds float32, not a copy made at every step (04_attention)
+    kv_dtype = torch.float32 if isinstance(model, GPT) and device.type == 'cpu' and model.tok_emb.weight.dtype == torch.bfloat16 else None
     cache, start, fed = None, 0, 0  # the window is seq[:, start:]; the cache holds seq[:, start:fed]
     was_training = model.training
     model.eval()
@@ -124,7 +126,7 @@ def generate_ids(model, prompts, max_new_tokens=200, temperature=1.0, top_k=None
             S = seq.size(1)
             if S - start > ctx: start, cache = S - keep, None      # window full: the oldest half drops out
             if cache is None or not use_cache:
-                cache, fed = (model.new_cache(B, device=device) if use_cache else None), start
+                cache, fed = (model.new_cache(B, device=device, dtype=kv_dtype) if use_cache else None), start
             threads = decode_threads if (S - fed) * B <= 64 and device.type == 'cpu' else None  # a long prompt keeps every thread
             if step is not None and S - fed == 1 and len(cache): logits = forward_on_threads(step, threads, seq[:, -1], cache)
             else:
@@ -141,14 +143,28 @@ def generate_ids(model, prompts, max_new_tokens=200, temperature=1.0, top_k=None
     finally: model.train(was_training)
 
 # %% ../nbs/10_generate.ipynb #7c057aa1
-def one_row_weights(w, b, small=1 << 16):
-    "`(w, b)` of a Linear for one-row products: float32 copies of a bf16 CPU matrix of at most `small` weights (and its bias), else as they are."
-    if w.dtype == torch.bfloat16 and w.device.type == 'cpu' and w.numel() <= small: return w.float(), None if b is None else b.float()
-    return w, b
+def onednn_packed(w):
+    "The bf16 CPU matrix `w` rearranged once into oneDNN's blocked layout for products of a few rows, or None where this torch build cannot."
+    try:
+        if torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported(): return torch.ops.mkldnn._reorder_linear_weight(w, 1)
+    except (AttributeError, RuntimeError): pass  # torch internals: a build may lack them
+    return None
 
-def one_row_linear(x, w, b):
-    "`F.linear(x, w, b)` in `x`'s dtype; float32 `w` for a bf16 `x` (from `one_row_weights`): multiply in float32, round to bf16 once."
-    return F.linear(x, w, b) if w.dtype == x.dtype else F.linear(x.float(), w, b).to(x.dtype)
+def one_row_linear(w, b=None, small=1 << 16):
+    "A function computing `F.linear(x, w, b)` for the few rows `x` `(B, in)` of a decoding step, in `x`'s dtype, by the route measured fastest on a CPU for `w` (its `route`)."
+    route, linear = 'F.linear', lambda x: F.linear(x, w, b)  # GPUs, and dtypes without a faster route
+    if w.device.type == 'cpu' and w.dtype in (torch.float32, torch.bfloat16):
+        big = w.numel() > small
+        if w.dtype == torch.bfloat16 and big:
+            if (packed := onednn_packed(w)) is not None:
+                route, op = 'oneDNN packed', torch.ops.mkldnn._linear_pointwise.default  # looked up once: a product is a few µs
+                linear = lambda x: op(x, packed, b, 'none', [], '')
+        elif not big or w.shape[0] > w.shape[1]:  # big float32 matrices but the tall ones (the MLP's way down, square ones) were faster as they are
+            route, wt, b32 = 'float32 transposed copy', w.float().t().contiguous(), None if b is None else b.float()
+            if w.dtype == torch.float32: linear = (lambda x: x @ wt) if b is None else (lambda x: torch.addmm(b32, x, wt))
+            else: linear = (lambda x: (x.float() @ wt).to(x.dtype)) if b is None else (lambda x: torch.addmm(b32, x.float(), wt).to(x.dtype))  # rounded once, as oneDNN's bf16 product
+    linear.route = route
+    return linear
 
 # %% ../nbs/10_generate.ipynb #a7e1c0d2
 class LeanDecoder:
@@ -157,16 +173,15 @@ class LeanDecoder:
         c = model.config
         self.C, self.H, self.d = c.n_embd, c.n_head, c.head_dim
         self.emb, self.head, self.ln_f = model.tok_emb.weight, model.head.weight, (model.ln_f.weight, model.ln_f.bias)
-        self.layers = [(b.ln1.weight, b.ln1.bias, *one_row_weights(b.attn.qkv.weight, b.attn.qkv.bias), *one_row_weights(b.attn.proj.weight, b.attn.proj.bias),
-                        b.ln2.weight, b.ln2.bias, *one_row_weights(b.mlp.fc.weight, b.mlp.fc.bias), *one_row_weights(b.mlp.proj.weight, b.mlp.proj.bias))
+        lin = lambda m: one_row_linear(m.weight, m.bias)
+        self.layers = [(b.ln1.weight, b.ln1.bias, lin(b.attn.qkv), lin(b.attn.proj), b.ln2.weight, b.ln2.bias, lin(b.mlp.fc), lin(b.mlp.proj))
                        for b in model.blocks]
+        self.unembed = one_row_linear(self.head)  # logits of final hidden states (B, n_embd), in their dtype
         cos, sin = model.rotary.cos, model.rotary.sin  # (context, head_dim/2), float32 even for bf16 weights
         both = lambda a, b: torch.cat([a, b], -1)
         qk_cos, qk_sin = both(cos, cos), both(-sin, sin)
         self.cos = torch.stack([qk_cos, qk_cos, torch.ones_like(qk_cos)], 1)[:, :, None]   # (context, q/k/v, 1, head_dim)
         self.sin = torch.stack([qk_sin, qk_sin, torch.zeros_like(qk_sin)], 1)[:, :, None]
-        # float32 head: x @ (a transposed copy) ran 2 to 4 times faster than F.linear for 9,607 x 256 and x 512 on one thread; bf16 did not gain
-        self.head_t = self.head.t().contiguous() if self.head.dtype == torch.float32 else None
         half = self.d // 2
         self.swap = torch.cat([torch.arange(half, self.d), torch.arange(half)]).to(cos.device)
 
@@ -177,22 +192,18 @@ class LeanDecoder:
         cos, sin = self.cos[n], self.sin[n]
         mask = None if cache.key_mask is None else cache.key_mask[:, None, None, :n + 1]
         x = F.embedding(idx, self.emb)
-        for (ln1_w, ln1_b, qkv_w, qkv_b, proj_w, proj_b, ln2_w, ln2_b, fc_w, fc_b, out_w, out_b), kv in zip(self.layers, cache.kv):
-            qkv = one_row_linear(F.layer_norm(x, (C,), ln1_w, ln1_b), qkv_w, qkv_b).view(B, 3, H, d)
+        for (ln1_w, ln1_b, to_qkv, proj, ln2_w, ln2_b, fc, out), kv in zip(self.layers, cache.kv):
+            qkv = to_qkv(F.layer_norm(x, (C,), ln1_w, ln1_b)).view(B, 3, H, d)
             f = qkv.to(torch.promote_types(qkv.dtype, torch.float32))  # rotate in float32 at least, as apply_rope does
             qkv = (f * cos + f.index_select(-1, self.swap) * sin).to(qkv.dtype)
             kv[:, :, :, n] = qkv[:, 1:]  # this token's key and value
             y = attend(qkv[:, :1].transpose(1, 2), kv[:, 0, :, :n + 1], kv[:, 1, :, :n + 1], mask)  # attend's rules, as the model's step
-            x = x + one_row_linear(y.reshape(B, C), proj_w, proj_b)
-            x = x + one_row_linear(F.gelu(one_row_linear(F.layer_norm(x, (C,), ln2_w, ln2_b), fc_w, fc_b)), out_w, out_b)
+            x = x + proj(y.reshape(B, C))
+            x = x + out(F.gelu(fc(F.layer_norm(x, (C,), ln2_w, ln2_b))))
         cache.advance(1)
         x = F.layer_norm(x, (C,), *self.ln_f)
         logits = self.unembed(x)
         return logits.to(torch.promote_types(logits.dtype, torch.float32))
-
-    def unembed(self, x):
-        "Logits of the final hidden states `x` `(B, n_embd)`, in their dtype: a float32 head multiplies by its transposed copy."
-        return x @ self.head_t if self.head_t is not None else F.linear(x, self.head)
 
 # %% ../nbs/10_generate.ipynb #d16e393c
 def encode_prompt(tokenizer, prompt):
