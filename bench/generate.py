@@ -199,8 +199,23 @@ def vs_transformers(args, vocab):
               f'whose ceiling (no time spent outside the matrix products) is {ceilings[worst]:.2f}x')
 
 
+def block_shapes(config, vocab):
+    "(out, in) of a block's four matrices (query/key/value, attention out, MLP up, MLP down) and then the head's."
+    C = config.n_embd
+    return [(3 * C, C), (C, C), (4 * C, C), (C, 4 * C)], (vocab, C)
+
+
+def timed_products(fs, xs, times):
+    "A timed run (for `interleaved_best`) of `times` passes over the products `fs`, each on its row of `xs`."
+    def run(r):
+        for _ in range(times):
+            for f, x in zip(fs, xs): f(x)
+        return times
+    return run
+
+
 def route_table(args, vocab):
-    "µs per one-row product by route, for each matrix shape of the presets (8 copies of each, taken in turn, as a step takes its 8 layers')."
+    "µs per one-row product by route, for each matrix shape of the presets (8 copies of each, taken in turn, as a step takes its 8 layers'); then a whole step's products, ms per token."
     from tinystories.generate import one_row_linear, onednn_packed
     from tinystories.model import preset_config
     import torch.nn.functional as F
@@ -209,42 +224,33 @@ def route_table(args, vocab):
               'bf16': {'F.linear': lambda w: (lambda x: F.linear(x, w)),
                        'float32 transposed copy': lambda w: (lambda x, wt=w.float().t().contiguous(): (x.float() @ wt).to(x.dtype)),
                        'oneDNN packed': lambda w: (lambda x, p=onednn_packed(w): torch.ops.mkldnn._linear_pointwise(x, p, None, 'none', [], ''))}}
+    dtypes = {'fp32': torch.float32, 'bf16': torch.bfloat16}
+    def best_ms(makers, shapes, dtype, times):
+        "Best ms of one pass over `shapes` by each of `makers`, timed in turn."
+        ws = [torch.randn(out, inp).to(dtypes[dtype]) for out, inp in shapes]
+        xs = [torch.randn(1, w.shape[1]).to(w.dtype) for w in ws]
+        with torch.inference_mode():
+            best = interleaved_best([timed_products([make(w) for w in ws], xs, times) for make in makers], args.repeats, times)
+        return [t / times * 1e3 for t in best]
     print('| preset | matrix (out x in) | weights | dtype | ' + ' | '.join(f'{r} µs' for r in routes['bf16']) + ' | one_row_linear takes |')
     print('|---|---|---:|---|---:|---:|---:|---|', flush=True)
     for name in args.presets:
-        c = preset_config(name, vocab)
-        for out, inp in [(3 * c.n_embd, c.n_embd), (c.n_embd, c.n_embd), (4 * c.n_embd, c.n_embd), (c.n_embd, 4 * c.n_embd), (vocab, c.n_embd)]:
+        blocks, head = block_shapes(preset_config(name, vocab), vocab)
+        for out, inp in blocks + [head]:
             for dtype in args.dtypes:
-                ws = [torch.randn(out, inp).to({'fp32': torch.float32, 'bf16': torch.bfloat16}[dtype]) for _ in range(8)]
-                x = torch.randn(1, inp).to(ws[0].dtype)
-                def timed(fs):
-                    def run(r):
-                        for _ in range(20):
-                            for f in fs: f(x)
-                        return 20 * len(fs)
-                    return run
-                with torch.inference_mode():
-                    best = interleaved_best([timed([make(w) for w in ws]) for make in routes[dtype].values()], args.repeats, 20 * len(ws))
-                cells = [f'{t / (20 * len(ws)) * 1e6:.1f}' for t in best] + [''] * (3 - len(best))
-                print(f'| {name} | {out} x {inp} | {out * inp:,} | {dtype} | {" | ".join(cells)} | {one_row_linear(ws[0]).route} |', flush=True)
+                ms = best_ms(routes[dtype].values(), [(out, inp)] * 8, dtype, 20)
+                cells = [f'{t / 8 * 1e3:.1f}' for t in ms] + [''] * (3 - len(ms))
+                route = one_row_linear(torch.zeros(out, inp, dtype=dtypes[dtype])).route
+                print(f'| {name} | {out} x {inp} | {out * inp:,} | {dtype} | {" | ".join(cells)} | {route} |', flush=True)
     print('\nA whole step\'s products, every block matrix of every layer and the head taken in turn, ms per token:\n')
     print('| preset | dtype | ' + ' | '.join(f'{r} ms' for r in routes['bf16']) + ' | one_row_linear ms |')
     print('|---|---|---:|---:|---:|---:|', flush=True)
     for name in args.presets:
         c = preset_config(name, vocab)
-        shapes = [(3 * c.n_embd, c.n_embd), (c.n_embd, c.n_embd), (4 * c.n_embd, c.n_embd), (c.n_embd, 4 * c.n_embd)] * c.n_layer + [(vocab, c.n_embd)]
+        blocks, head = block_shapes(c, vocab)
         for dtype in args.dtypes:
-            ws = [torch.randn(out, inp).to({'fp32': torch.float32, 'bf16': torch.bfloat16}[dtype]) for out, inp in shapes]
-            xs = [torch.randn(1, w.shape[1]).to(w.dtype) for w in ws]
-            def timed(fs):
-                def run(r):
-                    for _ in range(10):
-                        for f, x in zip(fs, xs): f(x)
-                    return 10
-                return run
-            makers = list(routes[dtype].values()) + [one_row_linear]
-            with torch.inference_mode(): best = interleaved_best([timed([make(w) for w in ws]) for make in makers], args.repeats, 10)
-            cells = [f'{t / 10 * 1e3:.2f}' for t in best[:-1]] + [''] * (3 - len(best[:-1])) + [f'{best[-1] / 10 * 1e3:.2f}']
+            *ms, ours = best_ms([*routes[dtype].values(), one_row_linear], blocks * c.n_layer + [head], dtype, 10)
+            cells = [f'{t:.2f}' for t in ms] + [''] * (3 - len(ms)) + [f'{ours:.2f}']
             print(f'| {name} | {dtype} | {" | ".join(cells)} |', flush=True)
 
 

@@ -150,16 +150,16 @@ def onednn_packed(w):
     except (AttributeError, RuntimeError): pass  # torch internals: a build may lack them
     return None
 
-def one_row_linear(w, b=None, small=1 << 16):
+def one_row_linear(w, b=None, small=1 << 16, narrow=128):
     "A function computing `F.linear(x, w, b)` for the few rows `x` `(B, in)` of a decoding step, in `x`'s dtype, by the route measured fastest on a CPU for `w` (its `route`)."
     route, linear = 'F.linear', lambda x: F.linear(x, w, b)  # GPUs, and dtypes without a faster route
     if w.device.type == 'cpu' and w.dtype in (torch.float32, torch.bfloat16):
         big = w.numel() > small
-        if w.dtype == torch.bfloat16 and big:
+        if w.dtype == torch.bfloat16 and (big or min(w.shape) > narrow):  # float32 copies only for the narrow small ones
             if (packed := onednn_packed(w)) is not None:
                 route, op = 'oneDNN packed', torch.ops.mkldnn._linear_pointwise.default  # looked up once: a product is a few µs
                 linear = lambda x: op(x, packed, b, 'none', [], '')
-        elif not big or w.shape[0] > w.shape[1]:  # big float32 matrices but the tall ones (the MLP's way down, square ones) were faster as they are
+        elif not big or w.shape[0] > w.shape[1]:  # a big float32 matrix no taller than wide (the MLP's way down) was faster as it is
             route, wt, b32 = 'float32 transposed copy', w.float().t().contiguous(), None if b is None else b.float()
             if w.dtype == torch.float32: linear = (lambda x: x @ wt) if b is None else (lambda x: torch.addmm(b32, x, wt))
             else: linear = (lambda x: (x.float() @ wt).to(x.dtype)) if b is None else (lambda x: torch.addmm(b32, x.float(), wt).to(x.dtype))  # rounded once, as oneDNN's bf16 product
