@@ -33,7 +33,8 @@ it comes); it is a setting of the process, so the baselines get it too.
     python bench/train.py --attention [--presets 1M 3M 8M 28M] [--dtypes fp32 bf16] [--rounds 5]
 
 Milliseconds of one attention layer's forward + backward at the shape of a training step (batch x n_head x context x head size
-of each preset), for each kernel `04_attention` has: SDPA's fused kernel, `attention_by_hand` and `causal_attention_in_blocks`;
+of each preset), for each kernel `04_attention` has: SDPA's fused kernel, `attention_by_hand`, `causal_attention_in_blocks` and, on a CPU
+where it compiles, `fused_causal_attention`;
 each the median of `--rounds` rounds that take the kernels in turn. It is the table in `04_attention` behind `attend`'s choice.
 
     python bench/train.py --generation [--presets 1M 8M 28M] [--new-tokens 256]
@@ -209,14 +210,17 @@ def vs_baseline(args, device, data, vocab_size, peaks):
 def attention_kernels(args, device):
     "Print ms of forward + backward of each attention kernel, per layer, at each preset's head shape."
     from tinystories.model import PRESETS
-    from tinystories.attention import attention_by_hand, causal_attention_in_blocks
+    from tinystories.attention import attention_by_hand, causal_attention_in_blocks, fused_attention_library, fused_causal_attention
     T = args.context
     mask = torch.ones(T, T, dtype=torch.bool, device=device).tril()
     kernels = {'SDPA': lambda q, k, v: torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True),
                'attention_by_hand': lambda q, k, v: attention_by_hand(q, k, v, mask),
                'causal_attention_in_blocks': causal_attention_in_blocks}
-    print(f'| preset | heads x head size | dtype | ' + ' | '.join(f'{n} ms' for n in kernels) + ' | SDPA / blocks | load avg |\n'
-          '|---|---|---|' + '---:|' * (len(kernels) + 2), flush=True)
+    if device.type == 'cpu' and fused_attention_library() is not None: kernels['fused_causal_attention'] = fused_causal_attention
+    ratios = {'blocks': 'causal_attention_in_blocks', 'fused': 'fused_causal_attention'}
+    ratios = {k: n for k, n in ratios.items() if n in kernels}
+    print(f'| preset | heads x head size | dtype | ' + ' | '.join(f'{n} ms' for n in kernels) + ''.join(f' | SDPA / {k}' for k in ratios) +
+          ' | load avg |\n|---|---|---|' + '---:|' * (len(kernels) + len(ratios) + 1), flush=True)
     for preset in args.presets:
         H = PRESETS[preset]['n_head']; d = PRESETS[preset]['n_embd'] // H
         for dt in args.dtypes:
@@ -233,7 +237,7 @@ def attention_kernels(args, device):
                 for n in names: times[n].append(run(kernels[n]))
             ms = {n: 1000 * float(np.median(t)) for n, t in times.items()}
             print(f'| {preset} | {H} x {d} | {dt} | ' + ' | '.join(f'{m:.1f}' for m in ms.values()) +
-                  f' | {ms["SDPA"] / ms["causal_attention_in_blocks"]:.2f}x | {os.getloadavg()[0]:.1f} |', flush=True)
+                  ''.join(f' | {ms["SDPA"] / ms[n]:.2f}x' for n in ratios.values()) + f' | {os.getloadavg()[0]:.1f} |', flush=True)
 
 def generation(args, device, root=Path('.')):
     "Print tokens/s of `generate_ids` at batch 1 and 8, and of the widget's streaming path at batch 1."
