@@ -4,12 +4,12 @@
 
 # %% auto #0
 __all__ = ['FUSED_ATTENTION_C', 'attention_by_hand', 'attention_mask', 'KVCache', 'causal_bias', 'causal_attention_in_blocks',
-           'kernel_cache_dir', 'cpu_fingerprint', 'compile_fused_attention', 'View', 'views', 'fused_attention_library',
-           'in_threads', 'unit_float', 'empty_heads_last', 'FusedCausalAttention', 'fused_causal_attention', 'attend',
-           'CausalSelfAttention']
+           'kernel_cache_dir', 'cpu_fingerprint', 'torch_runs_gnu_openmp', 'compile_fused_attention', 'View', 'views',
+           'fused_attention_library', 'in_parallel', 'unit_float', 'empty_heads_last', 'FusedCausalAttention',
+           'fused_causal_attention', 'attend', 'CausalSelfAttention']
 
 # %% ../nbs/04_attention.ipynb #673b8a5f
-import ctypes, functools, hashlib, math, os, platform, shutil, subprocess, tempfile, warnings, torch
+import ctypes, functools, hashlib, itertools, math, os, platform, shutil, subprocess, tempfile, warnings, torch
 import torch.nn.functional as F
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -292,6 +292,29 @@ int attention_backward(view *t, const float *lse, int64_t H, int64_t T, int64_t 
 #define BACKWARD(d) backward_d(t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], lse, H, T, d, scale, bh0, bh1)
     BY_HEAD_SIZE(BACKWARD)
 }
+
+/* All n batch-heads, cut into `threads` ranges as the caller would cut them. Built with OpenMP (-fopenmp), the ranges go to
+   OpenMP's threads: where that is the runtime torch runs, they are torch's own threads, so none of them spins idle beside ours.
+   Built without it, the loop runs on one thread, and the caller splits the work itself (parallel_by_openmp says which). */
+int parallel_by_openmp(void) {
+#ifdef _OPENMP
+    return 1;
+#else
+    return 0;
+#endif
+}
+int attention_forward_all(view *t, float *lse, int64_t H, int64_t T, int64_t D, float scale, int64_t n, int64_t threads) {
+    int failed = 0;
+    #pragma omp parallel for num_threads(threads) schedule(static) reduction(|:failed)
+    for (int64_t i = 0; i < threads; i++) failed |= attention_forward(t, lse, H, T, D, scale, n * i / threads, n * (i + 1) / threads);
+    return failed;
+}
+int attention_backward_all(view *t, const float *lse, int64_t H, int64_t T, int64_t D, float scale, int64_t n, int64_t threads) {
+    int failed = 0;
+    #pragma omp parallel for num_threads(threads) schedule(static) reduction(|:failed)
+    for (int64_t i = 0; i < threads; i++) failed |= attention_backward(t, lse, H, T, D, scale, n * i / threads, n * (i + 1) / threads);
+    return failed;
+}
 '''
 
 # %% ../nbs/04_attention.ipynb #ebe2eefe
@@ -307,10 +330,16 @@ def cpu_fingerprint():
     except OSError: pass
     return f'{platform.system()} {platform.machine()} {flags}'
 
-def compile_fused_attention(cc=None, cache_dir=None):
-    "Path of `FUSED_ATTENTION_C` compiled for this CPU by `cc` (default `$CC`, else `cc`), built once into `cache_dir`; a `RuntimeError` says why it could not be."
+def torch_runs_gnu_openmp():
+    "Whether this process has GNU OpenMP loaded, as torch's Linux builds do: a library built with `-fopenmp` by GCC then shares torch's threads."
+    try: return any('/libgomp' in l for l in Path('/proc/self/maps').read_text().splitlines())
+    except OSError: return False  # no /proc: not Linux
+
+def compile_fused_attention(cc=None, cache_dir=None, openmp=None):
+    "Path of `FUSED_ATTENTION_C` compiled for this CPU by `cc` (default `$CC`, else `cc`), with OpenMP if `openmp` (default: `torch_runs_gnu_openmp()`) and the compiler can, built once into `cache_dir`; a `RuntimeError` says why it could not be."
     cc = cc or os.environ.get('CC') or 'cc'
-    key = hashlib.sha256('\0'.join([FUSED_ATTENTION_C, cc, cpu_fingerprint()]).encode()).hexdigest()[:16]
+    if openmp is None: openmp = torch_runs_gnu_openmp()
+    key = hashlib.sha256('\0'.join([FUSED_ATTENTION_C, cc, cpu_fingerprint(), f'openmp={openmp}']).encode()).hexdigest()[:16]
     out = Path(cache_dir or kernel_cache_dir())/f'fused_attention-{key}{".dll" if os.name == "nt" else ".so"}'
     if out.is_file(): return out
     if shutil.which(cc) is None: raise RuntimeError(f'no C compiler {cc!r} on this machine (set $CC to one, e.g. gcc or clang)')
@@ -318,8 +347,9 @@ def compile_fused_attention(cc=None, cache_dir=None):
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         src, lib = Path(tmp)/'fused_attention.c', Path(tmp)/out.name
         src.write_text(FUSED_ATTENTION_C)
-        for arch in (['-march=native'], ['-mcpu=native'], []):  # this CPU's vector instructions, asked for as the compiler understands
-            r = subprocess.run([cc, '-O3', *arch, '-fPIC', '-shared', str(src), '-o', str(lib), '-lm'], capture_output=True, text=True, timeout=300)
+        for arch, omp in itertools.product((['-march=native'], ['-mcpu=native'], []), (['-fopenmp'], []) if openmp else ([],)):
+            # this CPU's vector instructions, asked for as the compiler understands; OpenMP where asked for and the compiler has it
+            r = subprocess.run([cc, '-O3', *arch, *omp, '-fPIC', '-shared', str(src), '-o', str(lib), '-lm'], capture_output=True, text=True, timeout=300)
             if r.returncode == 0:
                 os.replace(lib, out)  # whole or not at all, should two processes compile at once
                 return out
@@ -343,19 +373,23 @@ def fused_attention_library():
         warnings.warn(f'{e}: attention in CPU training takes the slower PyTorch path (causal_attention_in_blocks); '
                       'set TINYSTORIES_FUSED_ATTENTION=0 to choose that without this warning')
         return None
-    for f in (lib.attention_forward, lib.attention_backward):
+    for f in (lib.attention_forward, lib.attention_backward, lib.attention_forward_all, lib.attention_backward_all):
         f.argtypes, f.restype = [ctypes.POINTER(View), ctypes.c_void_p] + [ctypes.c_int64] * 3 + [ctypes.c_float] + [ctypes.c_int64] * 2, ctypes.c_int
     return lib
 
 _threads = None
-def in_threads(fn, n, *args):
-    "`fn(*args, start, end)` over `n` (sequence, head) pairs split between torch's threads: ctypes lets go of the GIL while C runs."
+def in_parallel(lib, name, n, *args, openmp=None):
+    "The kernel's C function `name(*args, start, end)` over `n` (sequence, head) pairs split between torch's threads: by OpenMP where `lib` was built with it (`openmp` None: whenever it was), else by Python threads (ctypes lets go of the GIL while C runs)."
     global _threads
     k = max(1, min(torch.get_num_threads(), n))
-    cuts = [n * i // k for i in range(k + 1)]
-    if k > 1 and (_threads is None or _threads._max_workers < k - 1): _threads = ThreadPoolExecutor(k - 1)
-    rest = [_threads.submit(fn, *args, cuts[i], cuts[i + 1]) for i in range(1, k)]
-    if fn(*args, cuts[0], cuts[1]) | sum(f.result() for f in rest): raise MemoryError('the fused attention kernel ran out of memory')
+    if openmp is None: openmp = lib.parallel_by_openmp()
+    if openmp: failed = getattr(lib, name + '_all')(*args, n, k)
+    else:
+        fn, cuts = getattr(lib, name), [n * i // k for i in range(k + 1)]
+        if k > 1 and (_threads is None or _threads._max_workers < k - 1): _threads = ThreadPoolExecutor(k - 1)
+        rest = [_threads.submit(fn, *args, cuts[i], cuts[i + 1]) for i in range(1, k)]
+        failed = fn(*args, cuts[0], cuts[1]) | sum(f.result() for f in rest)
+    if failed: raise MemoryError('the fused attention kernel ran out of memory')
 
 def unit_float(t):
     "`t` in float32 with unit stride over its last dimension: a copy only where it is not already."
@@ -373,7 +407,7 @@ class FusedCausalAttention(torch.autograd.Function):
         (B, H, T, D), scale = q.shape, math.log2(math.e) / math.sqrt(q.shape[-1])  # scores in base 2
         q32, k32, v32 = unit_float(q), unit_float(k), unit_float(v)  # named: C reads memory that Python must keep alive
         o, lse = empty_heads_last(B, H, T, D), torch.empty(B, H, T)
-        in_threads(fused_attention_library().attention_forward, B * H, views(q32, k32, v32, o), lse.data_ptr(), H, T, D, scale)
+        in_parallel(fused_attention_library(), 'attention_forward', B * H, views(q32, k32, v32, o), lse.data_ptr(), H, T, D, scale)
         ctx.save_for_backward(q32, k32, v32, o, lse)
         ctx.dtypes = q.dtype, k.dtype, v.dtype
         return o.to(q.dtype)
@@ -383,7 +417,7 @@ class FusedCausalAttention(torch.autograd.Function):
         q, k, v, o, lse = ctx.saved_tensors
         (B, H, T, D), scale = q.shape, math.log2(math.e) / math.sqrt(q.shape[-1])
         do, grads = unit_float(do), [empty_heads_last(B, H, T, D) for _ in range(3)]
-        in_threads(fused_attention_library().attention_backward, B * H, views(q, k, v, o, do, *grads), lse.data_ptr(), H, T, D, scale)
+        in_parallel(fused_attention_library(), 'attention_backward', B * H, views(q, k, v, o, do, *grads), lse.data_ptr(), H, T, D, scale)
         return tuple(g.to(dt) for g, dt in zip(grads, ctx.dtypes))
 
 def fused_causal_attention(q, k, v):
