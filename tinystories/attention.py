@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['FUSED_ATTENTION_C', 'attention_by_hand', 'attention_mask', 'KVCache', 'causal_bias', 'causal_attention_in_blocks',
-           'kernel_cache_dir', 'cpu_fingerprint', 'torch_runs_gnu_openmp', 'compile_fused_attention', 'View', 'views',
-           'fused_attention_library', 'in_parallel', 'unit_float', 'empty_heads_last', 'FusedCausalAttention',
-           'fused_causal_attention', 'attend', 'CausalSelfAttention']
+           'kernel_cache_dir', 'cpu_fingerprint', 'torch_runs_gnu_openmp', 'compile_kernel', 'compile_fused_attention',
+           'View', 'views', 'fused_attention_library', 'in_parallel', 'unit_float', 'empty_heads_last',
+           'FusedCausalAttention', 'fused_causal_attention', 'attend', 'CausalSelfAttention', 'decode_attention']
 
 # %% ../nbs/04_attention.ipynb #673b8a5f
 import ctypes, functools, hashlib, itertools, math, os, platform, shutil, subprocess, tempfile, warnings, torch
@@ -315,6 +315,97 @@ int attention_backward_all(view *t, const float *lse, int64_t H, int64_t T, int6
     for (int64_t i = 0; i < threads; i++) failed |= attention_backward(t, lse, H, T, D, scale, n * i / threads, n * (i + 1) / threads);
     return failed;
 }
+
+/* Generation: one new token per sequence, whose query attends over the KV cache (04's KVCache: (B, 2, H, capacity, D),
+   float32). In one call per layer: rotate the token's query and key (RoPE, halves layout, the table's row for its
+   position n), write its key and value into the cache at n, and attend over the n + 1 keys. The scores of one query are
+   only n + 1 numbers, so they are written out; the cost is reading the cache once. */
+static inline float from_bf16(uint16_t h) { uint32_t u = (uint32_t)h << 16; float f; memcpy(&f, &u, 4); return f; }
+static inline uint16_t to_bf16(float f) {  /* to nearest, ties to even, as torch rounds */
+    uint32_t u; memcpy(&u, &f, 4);
+    return (uint16_t)((u + 0x7fff + ((u >> 16) & 1)) >> 16);
+}
+static inline float dot(const float *a, const float *b, const int D) {
+    float s = 0;
+    for (int d = 0; d < D; d++) s += a[d] * b[d];
+    return s;
+}
+/* the scores of keys j0..j0+3: four keys at once, each in its own chain, the sums of four lanes gathered at the end */
+static inline void dot4(const float *q, const float *K, float *s, const int D) {
+    v4 a[4] = {};
+    for (int d = 0; d < D; d += 4) {
+        v4 qd; memcpy(&qd, q + d, 16);
+        for (int r = 0; r < 4; r++) { v4 kd; memcpy(&kd, K + r * D + d, 16); a[r] += qd * kd; }
+    }
+    for (int r = 0; r < 4; r++) s[r] = (a[r][0] + a[r][2]) + (a[r][1] + a[r][3]);
+}
+
+static inline __attribute__((always_inline)) int decode_d(const void *qkv, void *y, float *kv, const uint8_t *key_mask,
+        const float *cos, const float *sin, int64_t H, const int D, int64_t cap, int64_t n, int bf16, float scale, int64_t bh0, int64_t bh1) {
+    int64_t NP = (n + W) / W * W, half = D / 2;
+    float *s = malloc(NP * sizeof(float));
+    if (!s) return 1;
+    for (int64_t bh = bh0; bh < bh1; bh++) {
+        int64_t b = bh / H, h = bh % H;
+        float x[3][D], q[D];
+        for (int w = 0; w < 3; w++) for (int d = 0; d < D; d++) {
+            int64_t i = (b * 3 + w) * H * D + h * D + d;
+            x[w][d] = bf16 ? from_bf16(((const uint16_t *)qkv)[i]) : ((const float *)qkv)[i];
+        }
+        float *K = kv + (b * 2 * H + h) * cap * D, *V = K + H * cap * D;
+        for (int w = 0; w < 2; w++) {
+            float *r = w ? K + n * D : q;
+            for (int d = 0; d < half; d++) {
+                r[d] = x[w][d] * cos[d] - x[w][d + half] * sin[d];
+                r[d + half] = x[w][d] * sin[d] + x[w][d + half] * cos[d];
+            }
+            if (bf16) for (int d = 0; d < D; d++) r[d] = from_bf16(to_bf16(r[d]));  /* a bf16 model keeps its rotated q and k in bf16 */
+        }
+        for (int d = 0; d < D; d++) { V[n * D + d] = x[2][d]; q[d] *= scale; }
+        int64_t j = 0;
+        if (D % 4 == 0) for (; j + 3 <= n; j += 4) dot4(q, K + j * D, s + j, D);
+        for (; j <= n; j++) s[j] = dot(q, K + j * D, D);
+        if (key_mask) for (j = 0; j <= n; j++) if (!key_mask[b * cap + j]) s[j] = -INFINITY;  /* padding */
+        for (j = n + 1; j < NP; j++) s[j] = -INFINITY;
+        vf mv = splat(-INFINITY);  /* the largest score, W lanes at a time: one chain of maxima would wait on itself */
+        for (j = 0; j < NP; j += W) { vf sj = load(s + j); mv = pick(sj > mv, sj, mv); }
+        float m = mv[0];
+        for (int l = 1; l < W; l++) m = mv[l] > m ? mv[l] : m;
+        vf lv = {};
+        for (j = 0; j < NP; j += W) {
+            vf sj = load(s + j), p = pick(sj > splat(-INFINITY), vexp2(sj - splat(m)), (vf){});  /* masked keys weigh exactly 0 */
+            store(s + j, p); lv += p;
+        }
+        float acc[2][D];  /* two chains of sums over the keys, so that one add need not wait for the last */
+        for (int d = 0; d < D; d++) acc[0][d] = acc[1][d] = 0;
+        for (j = 0; j + 1 <= n; j += 2) for (int d = 0; d < D; d++) { acc[0][d] += s[j] * V[j * D + d]; acc[1][d] += s[j + 1] * V[(j + 1) * D + d]; }
+        for (; j <= n; j++) for (int d = 0; d < D; d++) acc[0][d] += s[j] * V[j * D + d];
+        float inv = 1 / hsum(lv);
+        for (int d = 0; d < D; d++) {
+            float o = (acc[0][d] + acc[1][d]) * inv;
+            int64_t i = b * H * D + h * D + d;
+            if (bf16) ((uint16_t *)y)[i] = to_bf16(o); else ((float *)y)[i] = o;
+        }
+    }
+    free(s);
+    return 0;
+}
+
+/* qkv (B, 3, H, D) and y (B, H, D): float32, or bf16 where bf16; kv (B, 2, H, cap, D) float32; key_mask (B, cap) bytes or
+   NULL; cos, sin (D / 2): the table's row for position n; scale in base 2. Sequence-heads bh0..bh1-1. 0, or 1 out of memory */
+int decode_attention(const void *qkv, void *y, float *kv, const uint8_t *key_mask, const float *cos, const float *sin,
+                     int64_t H, int64_t D, int64_t cap, int64_t n, int64_t bf16, float scale, int64_t bh0, int64_t bh1) {
+#define DECODE(d) decode_d(qkv, y, kv, key_mask, cos, sin, H, d, cap, n, bf16, scale, bh0, bh1)
+    BY_HEAD_SIZE(DECODE)
+}
+int decode_attention_all(const void *qkv, void *y, float *kv, const uint8_t *key_mask, const float *cos, const float *sin,
+                         int64_t H, int64_t D, int64_t cap, int64_t n, int64_t bf16, float scale, int64_t count, int64_t threads) {
+    int failed = 0;
+    #pragma omp parallel for num_threads(threads) schedule(static) reduction(|:failed)
+    for (int64_t i = 0; i < threads; i++)
+        failed |= decode_attention(qkv, y, kv, key_mask, cos, sin, H, D, cap, n, bf16, scale, count * i / threads, count * (i + 1) / threads);
+    return failed;
+}
 '''
 
 # %% ../nbs/04_attention.ipynb #ebe2eefe
@@ -335,25 +426,29 @@ def torch_runs_gnu_openmp():
     try: return any('/libgomp' in l for l in Path('/proc/self/maps').read_text().splitlines())
     except OSError: return False  # no /proc: not Linux
 
-def compile_fused_attention(cc=None, cache_dir=None, openmp=None):
-    "Path of `FUSED_ATTENTION_C` compiled for this CPU by `cc` (default `$CC`, else `cc`), with OpenMP if `openmp` (default: `torch_runs_gnu_openmp()`) and the compiler can, built once into `cache_dir`; a `RuntimeError` says why it could not be."
+def compile_kernel(source, name, cc=None, cache_dir=None, openmp=None):
+    "Path of the C `source` compiled for this CPU by `cc` (default `$CC`, else `cc`) into a library named after `name`, with OpenMP if `openmp` (default: `torch_runs_gnu_openmp()`) and the compiler can, built once into `cache_dir`; a `RuntimeError` says why it could not be."
     cc = cc or os.environ.get('CC') or 'cc'
     if openmp is None: openmp = torch_runs_gnu_openmp()
-    key = hashlib.sha256('\0'.join([FUSED_ATTENTION_C, cc, cpu_fingerprint(), f'openmp={openmp}']).encode()).hexdigest()[:16]
-    out = Path(cache_dir or kernel_cache_dir())/f'fused_attention-{key}{".dll" if os.name == "nt" else ".so"}'
+    key = hashlib.sha256('\0'.join([source, cc, cpu_fingerprint(), f'openmp={openmp}']).encode()).hexdigest()[:16]
+    out = Path(cache_dir or kernel_cache_dir())/f'{name}-{key}{".dll" if os.name == "nt" else ".so"}'
     if out.is_file(): return out
     if shutil.which(cc) is None: raise RuntimeError(f'no C compiler {cc!r} on this machine (set $CC to one, e.g. gcc or clang)')
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
-        src, lib = Path(tmp)/'fused_attention.c', Path(tmp)/out.name
-        src.write_text(FUSED_ATTENTION_C)
+        src, lib = Path(tmp)/f'{name}.c', Path(tmp)/out.name
+        src.write_text(source)
         for arch, omp in itertools.product((['-march=native'], ['-mcpu=native'], []), (['-fopenmp'], []) if openmp else ([],)):
             # this CPU's vector instructions, asked for as the compiler understands; OpenMP where asked for and the compiler has it
             r = subprocess.run([cc, '-O3', *arch, *omp, '-fPIC', '-shared', str(src), '-o', str(lib), '-lm'], capture_output=True, text=True, timeout=300)
             if r.returncode == 0:
                 os.replace(lib, out)  # whole or not at all, should two processes compile at once
                 return out
-    raise RuntimeError(f'{cc} could not compile the fused attention kernel: {(r.stderr.strip().splitlines() or [f"exit status {r.returncode}"])[-1]}')
+    raise RuntimeError(f'{cc} could not compile the {name.replace("_", " ")} kernel: {(r.stderr.strip().splitlines() or [f"exit status {r.returncode}"])[-1]}')
+
+def compile_fused_attention(cc=None, cache_dir=None, openmp=None):
+    "Path of `FUSED_ATTENTION_C` compiled by `compile_kernel`."
+    return compile_kernel(FUSED_ATTENTION_C, 'fused_attention', cc, cache_dir, openmp)
 
 # %% ../nbs/04_attention.ipynb #11682c22
 class View(ctypes.Structure):
@@ -370,11 +465,13 @@ def fused_attention_library():
     if os.environ.get('TINYSTORIES_FUSED_ATTENTION', '1') == '0': return None
     try: lib = ctypes.CDLL(str(compile_fused_attention()))
     except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
-        warnings.warn(f'{e}: attention in CPU training takes the slower PyTorch path (causal_attention_in_blocks); '
+        warnings.warn(f'{e}: attention in CPU training and generation takes the slower PyTorch path (causal_attention_in_blocks, SDPA); '
                       'set TINYSTORIES_FUSED_ATTENTION=0 to choose that without this warning')
         return None
     for f in (lib.attention_forward, lib.attention_backward, lib.attention_forward_all, lib.attention_backward_all):
         f.argtypes, f.restype = [ctypes.POINTER(View), ctypes.c_void_p] + [ctypes.c_int64] * 3 + [ctypes.c_float] + [ctypes.c_int64] * 2, ctypes.c_int
+    for f in (lib.decode_attention, lib.decode_attention_all):
+        f.argtypes, f.restype = [ctypes.c_void_p] * 6 + [ctypes.c_int64] * 5 + [ctypes.c_float] + [ctypes.c_int64] * 2, ctypes.c_int
     return lib
 
 _threads = None
@@ -460,3 +557,17 @@ class CausalSelfAttention(nn.Module):
         mask = attention_mask(T, k.shape[2] - T, key_mask, x.device)
         y = attend(q, k.to(q.dtype), v.to(q.dtype), mask, self.dropout if self.training else 0.0)
         return self.proj(y.transpose(1, 2).reshape(B, T, C))
+
+# %% ../nbs/04_attention.ipynb #e22f19af
+def decode_attention(qkv, kv, n, cos, sin, key_mask=None):
+    "Attention of one new token per sequence by the compiled kernel: its `qkv` `(B, 3 * n_embd)` (float32 or bf16) rotated by `cos`, `sin` `(head_dim/2,)` (the table's row for position `n`), its key and value written at `n` in the float32 cache tensor `kv` `(B, 2, n_head, capacity, head_dim)`, its query attending over the keys `0..n` (those `key_mask` `(B, capacity)` marks); `(B, n_embd)` in `qkv`'s dtype."
+    B, _, H, cap, D = kv.shape
+    if not (qkv.dtype in (torch.float32, torch.bfloat16) and qkv.is_contiguous() and qkv.shape == (B, 3 * H * D)
+            and kv.dtype == torch.float32 and kv.is_contiguous() and 0 <= n < cap and cos.shape == sin.shape == (D // 2,)):
+        raise ValueError(f'decode_attention takes qkv ({B}, {3 * H * D}) float32 or bf16, a float32 cache and a position below {cap}: '
+                         f'got qkv {tuple(qkv.shape)} {qkv.dtype}, cache {kv.dtype}, n={n}, cos {tuple(cos.shape)}')
+    y = torch.empty(B, H * D, dtype=qkv.dtype)
+    mask = 0 if key_mask is None else key_mask.contiguous().data_ptr()
+    in_parallel(fused_attention_library(), 'decode_attention', B * H, qkv.data_ptr(), y.data_ptr(), kv.data_ptr(), mask,
+                cos.contiguous().data_ptr(), sin.contiguous().data_ptr(), H, D, cap, n, int(qkv.dtype == torch.bfloat16), math.log2(math.e) / math.sqrt(D))
+    return y
