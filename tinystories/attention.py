@@ -566,8 +566,8 @@ def decode_attention(qkv, kv, n, cos, sin, key_mask=None):
             and kv.dtype == torch.float32 and kv.is_contiguous() and 0 <= n < cap and cos.shape == sin.shape == (D // 2,)):
         raise ValueError(f'decode_attention takes qkv ({B}, {3 * H * D}) float32 or bf16, a float32 cache and a position below {cap}: '
                          f'got qkv {tuple(qkv.shape)} {qkv.dtype}, cache {kv.dtype}, n={n}, cos {tuple(cos.shape)}')
-    y = torch.empty(B, H * D, dtype=qkv.dtype)
-    mask = 0 if key_mask is None else key_mask.contiguous().data_ptr()
-    in_parallel(fused_attention_library(), 'decode_attention', B * H, qkv.data_ptr(), y.data_ptr(), kv.data_ptr(), mask,
-                cos.contiguous().data_ptr(), sin.contiguous().data_ptr(), H, D, cap, n, int(qkv.dtype == torch.bfloat16), math.log2(math.e) / math.sqrt(D))
+    y, cos, sin = torch.empty(B, H * D, dtype=qkv.dtype), cos.contiguous(), sin.contiguous()  # named: C reads memory that Python must keep alive
+    if key_mask is not None: key_mask = key_mask.contiguous()
+    in_parallel(fused_attention_library(), 'decode_attention', B * H, qkv.data_ptr(), y.data_ptr(), kv.data_ptr(), 0 if key_mask is None else key_mask.data_ptr(),
+                cos.data_ptr(), sin.data_ptr(), H, D, cap, n, int(qkv.dtype == torch.bfloat16), math.log2(math.e) / math.sqrt(D))
     return y
