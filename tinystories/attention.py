@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['FUSED_ATTENTION_C', 'attention_by_hand', 'attention_mask', 'KVCache', 'causal_bias', 'causal_attention_in_blocks',
            'kernel_cache_dir', 'cpu_fingerprint', 'torch_runs_gnu_openmp', 'compile_kernel', 'compile_fused_attention',
-           'View', 'views', 'fused_attention_library', 'in_parallel', 'unit_float', 'empty_heads_last',
+           'View', 'views', 'load_kernel', 'fused_attention_library', 'in_parallel', 'unit_float', 'empty_heads_last',
            'FusedCausalAttention', 'fused_causal_attention', 'attend', 'CausalSelfAttention', 'decode_attention']
 
 # %% ../nbs/04_attention.ipynb #673b8a5f
@@ -459,15 +459,18 @@ def views(*ts):
     "A ctypes array of `View`s of float32 `(B, H, T, D)` tensors with unit stride over D."
     return (View * len(ts))(*(View(t.data_ptr(), *t.stride()[:3]) for t in ts))
 
+def load_kernel(source, name, instead):
+    "The C `source` built by `compile_kernel` and loaded by ctypes; None, with one warning that says why and what runs `instead`, where it cannot be built or `TINYSTORIES_FUSED_ATTENTION=0`."
+    if os.environ.get('TINYSTORIES_FUSED_ATTENTION', '1') == '0': return None
+    try: return ctypes.CDLL(str(compile_kernel(source, name)))
+    except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
+        warnings.warn(f'{e}: {instead}; set TINYSTORIES_FUSED_ATTENTION=0 to choose that without this warning')
+
 @functools.cache
 def fused_attention_library():
-    "The compiled kernel loaded by ctypes; None, with one warning that says why, where it cannot be built or `TINYSTORIES_FUSED_ATTENTION=0`."
-    if os.environ.get('TINYSTORIES_FUSED_ATTENTION', '1') == '0': return None
-    try: lib = ctypes.CDLL(str(compile_fused_attention()))
-    except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
-        warnings.warn(f'{e}: attention in CPU training and generation takes the slower PyTorch path (causal_attention_in_blocks, SDPA); '
-                      'set TINYSTORIES_FUSED_ATTENTION=0 to choose that without this warning')
-        return None
+    "`FUSED_ATTENTION_C` loaded by `load_kernel`, its functions' argument types set; None where it cannot be."
+    lib = load_kernel(FUSED_ATTENTION_C, 'fused_attention', 'attention in CPU training and generation takes the slower PyTorch path (causal_attention_in_blocks, SDPA)')
+    if lib is None: return None
     for f in (lib.attention_forward, lib.attention_backward, lib.attention_forward_all, lib.attention_backward_all):
         f.argtypes, f.restype = [ctypes.POINTER(View), ctypes.c_void_p] + [ctypes.c_int64] * 3 + [ctypes.c_float] + [ctypes.c_int64] * 2, ctypes.c_int
     for f in (lib.decode_attention, lib.decode_attention_all):

@@ -9,10 +9,10 @@ __all__ = ['DECODE_STEP_C', 'check_sampling_args', 'filter_logits', 'sample_next
            'generate', 'load_model_and_tokenizer', 'generate_command', 'add_commands', 'StoryWidget']
 
 # %% ../nbs/10_generate.ipynb #070aaac9
-import argparse, ctypes, functools, html, math, os, subprocess, sys, time, warnings
+import argparse, ctypes, functools, html, math, sys, time, warnings
 from pathlib import Path
 import torch, torch.nn.functional as F
-from .attention import FUSED_ATTENTION_C, attend, compile_kernel, decode_attention, fused_attention_library
+from .attention import FUSED_ATTENTION_C, attend, decode_attention, fused_attention_library, load_kernel
 from .model import GPT, load_model
 from .tokenizer import EOT, eot_id, load_tokenizer
 
@@ -308,12 +308,9 @@ int decode_head(const float *x, const float *g, const float *b, const void *w, f
 # %% ../nbs/10_generate.ipynb #ac36466f
 @functools.cache
 def decode_step_library():
-    "`DECODE_STEP_C` (with `FUSED_ATTENTION_C`) compiled and loaded by ctypes; None, with one warning that says why, where it cannot be built or `TINYSTORIES_FUSED_ATTENTION=0`."
-    if os.environ.get('TINYSTORIES_FUSED_ATTENTION', '1') == '0': return None
-    try: lib = ctypes.CDLL(str(compile_kernel(FUSED_ATTENTION_C + DECODE_STEP_C, 'decode_step')))
-    except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
-        warnings.warn(f'{e}: generation takes the slower PyTorch step (LeanDecoder); set TINYSTORIES_FUSED_ATTENTION=0 to choose that without this warning')
-        return None
+    "`DECODE_STEP_C` (with `FUSED_ATTENTION_C`) loaded by `load_kernel`, its functions' argument types set; None, with one warning that says why, where it cannot be."
+    lib = load_kernel(FUSED_ATTENTION_C + DECODE_STEP_C, 'decode_step', 'generation takes the slower PyTorch step (LeanDecoder)')
+    if lib is None: return None
     lib.decode_block.argtypes = [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 3 + [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 2 + [ctypes.c_void_p] * 2 + [ctypes.c_int64]
     lib.decode_head.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int64] * 4
     return lib
@@ -339,6 +336,7 @@ class CompiledStep:
         lin = lambda m: (ptr(m.weight, matrix=True), ptr(m.bias))
         self.blocks = [BlockWeights(ptr(b.ln1.weight), ptr(b.ln1.bias), *lin(b.attn.qkv), *lin(b.attn.proj),
                                     ptr(b.ln2.weight), ptr(b.ln2.bias), *lin(b.mlp.fc), *lin(b.mlp.proj)) for b in model.blocks]
+        self.addresses = [ctypes.addressof(b) for b in self.blocks]  # what decode_block takes, looked up once
         self.head = ptr(model.ln_f.weight), ptr(model.ln_f.bias), ptr(model.head.weight, matrix=True)
         self.cos, self.sin = model.rotary.cos, model.rotary.sin
 
@@ -355,8 +353,8 @@ class CompiledStep:
         cache.check_room(1)
         x = F.embedding(idx, self.emb).float()  # (B, C), which the blocks update in place
         mask, cos, sin = 0 if cache.key_mask is None else cache.key_mask.data_ptr(), self.cos[n].data_ptr(), self.sin[n].data_ptr()
-        for blk, kv in zip(self.blocks, cache.kv):
-            if self.lib.decode_block(ctypes.addressof(blk), x.data_ptr(), B, self.C, self.H, kv.data_ptr(), mask, cache.capacity, n, cos, sin, self.bf16):
+        for blk, kv in zip(self.addresses, cache.kv):
+            if self.lib.decode_block(blk, x.data_ptr(), B, self.C, self.H, kv.data_ptr(), mask, cache.capacity, n, cos, sin, self.bf16):
                 raise MemoryError('decode_block ran out of memory')
         cache.advance(1)
         logits = torch.empty(B, self.V)
