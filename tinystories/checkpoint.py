@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from .model import save_model, load_model
-from .data import DiskFullError, atomic_path, remove_stale_temps, no_space
+from .files import DiskFullError, atomic_path, remove_stale_temps, no_space
 
 # %% ../nbs/08_checkpoint.ipynb #a0f40da0
 def rng_state():

@@ -17,7 +17,8 @@ from urllib.error import HTTPError, URLError
 from urllib.parse import urlsplit
 from tqdm.auto import tqdm
 
-from .data import DATA_DIR, HUB_REPO, CorpusError, atomic_path, corpus_stats, file_chunks, hub_filename, iter_stories, stories_from_chunks
+from .files import atomic_path
+from .data import DATA_DIR, HUB_REPO, CorpusError, corpus_stats, file_chunks, hub_filename, iter_stories, stories_from_chunks
 
 # %% ../nbs/15_download.ipynb #0b409594
 def repo_path(repo, repo_type='dataset'):

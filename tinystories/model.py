@@ -13,7 +13,7 @@ from pathlib import Path
 import torch.nn.functional as F
 from torch import nn
 import safetensors.torch
-from .data import atomic_path, load_json
+from .files import atomic_path, load_json
 from .rope import Rotary
 from .attention import CausalSelfAttention, KVCache
 

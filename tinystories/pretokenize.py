@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['story_batches', 'batch_ids', 'sidecar_path', 'read_sidecar', 'same_file', 'check_prepare_out', 'prepare',
-           'decode_stories', 'add_commands']
+           'encode_files', 'decode_stories', 'add_commands']
 
 # %% ../nbs/02_pretokenize.ipynb #4397ff3f
 import json, os, time
@@ -14,8 +14,9 @@ import numpy as np
 from tokenizers import Tokenizer
 from tqdm.auto import tqdm
 
-from .data import DATA_DIR, check_file, iter_stories, atomic_path
-from .tokenizer import EOT, load_tokenizer, eot_id, tokenizer_sha256, load_json
+from .data import DATA_DIR, check_file, iter_stories
+from .files import atomic_path, load_json, output_lock
+from .tokenizer import EOT, load_tokenizer, eot_id, tokenizer_sha256
 
 # %% ../nbs/02_pretokenize.ipynb #0ff59eb2
 def story_batches(stories, batch_chars=1<<20):
@@ -91,7 +92,12 @@ def prepare(corpus_files, tokenizer=DATA_DIR/'tokenizer', out=DATA_DIR/'train.bi
     if isinstance(corpus_files, (str, Path)): corpus_files = [corpus_files]
     inputs = list(corpus_files)
     if not isinstance(tokenizer, Tokenizer): inputs += [Path(tokenizer)/f for f in ('tokenizer.json', 'id_map.json')] if Path(tokenizer).is_dir() else [tokenizer]
-    check_prepare_out(out, inputs, force)  # before anything is read: nothing can be lost
+    with output_lock(out):  # one writer per token file: a second `prepare` with the same --out is refused, not mixed in
+        check_prepare_out(out, inputs, force)  # before anything is read: nothing can be lost
+        return encode_files(corpus_files, tokenizer, out, batch_chars)
+
+def encode_files(corpus_files, tokenizer, out, batch_chars=1<<20):
+    "Encode the stories of `corpus_files` with `tokenizer` into `out` and its sidecar (no checks of `out`: `prepare` makes them); return `out`."
     tok = tokenizer if isinstance(tokenizer, Tokenizer) else load_tokenizer(tokenizer)
     vocab_size = tok.get_vocab_size()
     if vocab_size > 65536: raise ValueError(f'the tokenizer has {vocab_size:,} ids but a uint16 token file holds at most 65,536: use a trimmed tokenizer')

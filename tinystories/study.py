@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import matplotlib.pyplot as plt
-from .data import write_atomic
+from .files import write_atomic
 from .rope import apply_rope
 from .model import load_model, param_counts
 from .pretokenize import read_sidecar

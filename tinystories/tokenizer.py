@@ -19,7 +19,8 @@ import numpy as np
 from tokenizers import Tokenizer, models, pre_tokenizers, decoders, processors, AddedToken
 from tqdm.auto import tqdm
 
-from .data import DATA_DIR, EOT, COURSE_STORIES, check_file, iter_stories, write_atomic, load_json, course_stories, temp_path, remove_path, remove_stale_temps
+from .data import DATA_DIR, EOT, COURSE_STORIES, check_file, iter_stories, course_stories
+from .files import write_atomic, load_json, temp_path, remove_path, remove_stale_temps, output_lock
 from .download import hub_url, download_file
 
 # %% ../nbs/01_tokenizer.ipynb #0d894215
@@ -188,22 +189,23 @@ def check_trim_out(out, base, force=False):
 # %% ../nbs/01_tokenizer.ipynb #2fd5cdfc
 def trim_tokenizer(corpus_files, base=BASE, out=DATA_DIR/'tokenizer', force=False):
     "Trim `base` to the tokens `corpus_files` need; write `out/tokenizer.json` and `out/id_map.json`, return `out`."
-    check_trim_out(out, base, force)
-    base_tok = load_base_tokenizer(base)
-    if isinstance(corpus_files, (str, Path)): corpus_files = [corpus_files]
-    corpus_files = [check_file(f) for f in corpus_files]  # a bad path fails now, not after the first files are counted
-    counts = sum(token_counts(base_tok, iter_stories(f)) for f in corpus_files)  # streamed: any corpus size fits in memory
-    vocab, merges = vocab_and_merges(base_tok)
-    base_eot = base_tok.token_to_id(EOT)
-    if base_eot is None: raise ValueError(f'base tokenizer {base} has no {EOT} token')
-    keep = kept_ids(counts, vocab, merges, base_eot)
-    tok = trimmed_tokenizer(base_tok, keep)
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    id_map = dict(base=str(base), base_vocab_size=base_tok.get_vocab_size(), eot_id=tok.token_to_id(EOT),
-                  sources=[str(f) for f in corpus_files], base_ids=keep)
-    write_atomic(out/'id_map.json', json.dumps(id_map))
-    write_atomic(out/'tokenizer.json', tok.to_str())  # last: a folder with a tokenizer.json is a complete one
-    return out
+    with output_lock(out):  # one writer per tokenizer folder: a second trim into it is refused
+        check_trim_out(out, base, force)
+        base_tok = load_base_tokenizer(base)
+        if isinstance(corpus_files, (str, Path)): corpus_files = [corpus_files]
+        corpus_files = [check_file(f) for f in corpus_files]  # a bad path fails now, not after the first files are counted
+        counts = sum(token_counts(base_tok, iter_stories(f)) for f in corpus_files)  # streamed: any corpus size fits in memory
+        vocab, merges = vocab_and_merges(base_tok)
+        base_eot = base_tok.token_to_id(EOT)
+        if base_eot is None: raise ValueError(f'base tokenizer {base} has no {EOT} token')
+        keep = kept_ids(counts, vocab, merges, base_eot)
+        tok = trimmed_tokenizer(base_tok, keep)
+        out = Path(out); out.mkdir(parents=True, exist_ok=True)
+        id_map = dict(base=str(base), base_vocab_size=base_tok.get_vocab_size(), eot_id=tok.token_to_id(EOT),
+                      sources=[str(f) for f in corpus_files], base_ids=keep)
+        write_atomic(out/'id_map.json', json.dumps(id_map))
+        write_atomic(out/'tokenizer.json', tok.to_str())  # last: a folder with a tokenizer.json is a complete one
+        return out
 
 # %% ../nbs/01_tokenizer.ipynb #ae50f9e5
 def load_tokenizer(path=DATA_DIR/'tokenizer'):

@@ -21,7 +21,8 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm.auto import tqdm
 from .model import GPT, param_counts, load_model, check_device
-from .data import hub_filename, write_atomic
+from .data import hub_filename
+from .files import write_atomic
 from .download import download_tinystories, DownloadError, DataMissingError, all_missing
 from .tokenizer import load_tokenizer, tokenizer_sha256, trim_tokenizer, gpt_neo_folder
 from .pretokenize import prepare
