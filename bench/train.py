@@ -210,7 +210,8 @@ def vs_baseline(args, device, data, vocab_size, peaks):
 def attention_kernels(args, device):
     "Print ms of forward + backward of each attention kernel, per layer, at each preset's head shape."
     from tinystories.model import PRESETS
-    from tinystories.attention import attention_by_hand, causal_attention_in_blocks, fused_attention_library, fused_causal_attention
+    from tinystories.attention import attention_by_hand
+    from tinystories.fast_attention import causal_attention_in_blocks, fused_attention_library, fused_causal_attention
     T = args.context
     mask = torch.ones(T, T, dtype=torch.bool, device=device).tril()
     kernels = {'SDPA': lambda q, k, v: torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True),

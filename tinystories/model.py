@@ -16,6 +16,7 @@ import safetensors.torch
 from .files import atomic_path, load_json
 from .rope import Rotary
 from .attention import CausalSelfAttention, KVCache
+import tinystories.fast_attention  # registers 04b's faster attention routes with attend: training takes them
 
 # %% ../nbs/05_model.ipynb #4beda694
 @dataclass
