@@ -198,7 +198,7 @@ def train_step(run, stop_requested=None):
     if run.world_size > 1: dist.all_reduce(flags)
     loss = flags[0].item() / run.world_size
     if flags[1].item() > 0: run.stopped_by = stop_requested or 'a stop signal'  # the name, where this process got it
-    norm = float(torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip))
+    norm = float(torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip or math.inf))  # 0: no clipping, the norm still logged
     if not (math.isfinite(loss) and math.isfinite(norm)):
         raise TrainingDiverged(f'{run.out}: at step {run.step + 1} the loss is {loss} and the gradient norm {norm} (lr {lr:.3g}); stopped without saving. '
                                f'The last good checkpoint is {latest_checkpoint(run.out) or "none"}; lower --lr, lengthen --warmup-steps or lower --grad-clip, then --resume')
