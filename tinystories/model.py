@@ -33,6 +33,10 @@ class GPTConfig:
     rope_base: float = 10000.0
 
     def __post_init__(self):
+        for k in ('vocab_size', 'n_embd', 'n_layer', 'n_head', 'context'):  # a count of 0 would divide by zero or build nothing
+            if isinstance(v := getattr(self, k), bool) or not isinstance(v, int) or v < 1: raise ValueError(f'{k} must be a whole number of at least 1, got {v!r}')
+        if not 0 <= self.dropout < 1: raise ValueError(f'dropout must be at least 0 and below 1, got {self.dropout!r}')
+        if not self.rope_base > 1: raise ValueError(f'rope_base must be above 1, got {self.rope_base!r}')
         if self.n_embd % self.n_head: raise ValueError(f'n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})')
         if (self.n_embd // self.n_head) % 2: raise ValueError(f'head size n_embd/n_head = {self.n_embd // self.n_head} must be even for RoPE')
 
@@ -172,7 +176,7 @@ def load_model(dir, device='cpu'):
     if not isinstance(cfg, dict): raise ValueError(f'{dir / "config.json"}: expected a JSON object of GPTConfig fields, found a JSON {type(cfg).__name__}; {fix}')
     if bad := set(cfg) - known: raise ValueError(f'{dir / "config.json"} has unknown GPTConfig fields {sorted(bad)}')
     try: model = GPT(GPTConfig(**cfg))
-    except TypeError as e: raise ValueError(f'{dir / "config.json"}: {e}; {fix}') from None
+    except (TypeError, ValueError) as e: raise ValueError(f'{dir / "config.json"}: {e}; {fix}') from None
     try: safetensors.torch.load_model(model, str(dir / 'model.safetensors'), device=str(device))
     except RuntimeError as e:  # torch's load_state_dict: missing keys or "size mismatch for tok_emb.weight: ..."
         what = next((l.strip() for l in str(e).splitlines() if 'size mismatch' in l or 'Missing key' in l), str(e).splitlines()[0])
