@@ -109,6 +109,7 @@ def right_pad(seqs, pad_id):
 
 def continuation_logprobs(model, pairs, batch_size=32):
     "For each `(context, continuation)` pair of token id lists, the log-probability of each continuation token: a list of 1-D tensors."
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1: raise ValueError(f'batch_size={batch_size!r}: must be a whole number of at least 1')
     for i, (c, k) in enumerate(pairs):
         if not c or not k: raise ValueError(f'pair {i}: the context and the continuation need at least one token each')
         if len(c) + len(k) > model.context:
@@ -200,6 +201,7 @@ def probe_report(model, probes, batch_size=32):
 
 def probe_command(args):
     "Run `tinystories probe`: print the accuracy table of a model on the probe set."
+    if args.batch_size < 1: sys.exit(f'tinystories probe: --batch-size {args.batch_size}: must be at least 1')  # before the model is loaded
     try:
         probes = load_probes(args.probes)
         model = load_text_model(args.checkpoint, args.device, args.dtype)
@@ -213,7 +215,7 @@ def add_commands(subparsers):
                                           'on the probe set by category, with the chance level and 95% intervals.')
     p.add_argument('--checkpoint', required=True, help='a checkpoint or run folder of ours, a transformers model folder, or a Hub id like roneneldan/TinyStories-33M')
     p.add_argument('--probes', type=Path, default=PROBES_FILE, help='a probe file in JSON lines (default: the course set shipped with the package)')
-    p.add_argument('--batch-size', type=int, default=32, help='continuations scored per forward pass (default: 32)')
+    p.add_argument('--batch-size', type=int, default=32, help='continuations scored per forward pass (at least 1; default: 32)')
     p.add_argument('--device', default='cpu', help='torch device to run on (default: cpu)')
     p.add_argument('--dtype', default='fp32', choices=['fp32', 'bf16'], help='weights in this type (default: fp32)')
     p.set_defaults(func=probe_command)
