@@ -2,7 +2,7 @@
 """ctypes against PyTorch's own ways to add compiled code, as 04b_fast_attention weighs them: the first build's compile time
 (compiler CPU seconds, robust to a busy machine, and wall seconds) of our attention library and of the smallest
 `torch.utils.cpp_extension` module, and the graph breaks `torch.compile` meets in a step with one attention, by the
-ctypes autograd Function and by the same ctypes calls wrapped in `torch.library.custom_op`.
+ctypes autograd Function and by the same ctypes calls wrapped in `torch.library.custom_op`, and the two wrappers' eager time.
 
     python bench/kernels.py            # all three
     python bench/kernels.py --no-cpp   # without the cpp_extension build (a minute or more of compiling)
@@ -84,3 +84,13 @@ if __name__ == '__main__':
     y = torch.compile(lambda q, k, v: attention_forward(q, k, v)[0].square().sum())(q, k, v); y.backward()
     print('  compiled custom_op step against the eager one: same loss', torch.allclose(y, ref), ', same gradients',
           all(torch.allclose(t.grad, gt, atol=1e-5) for t, gt in zip((q, k, v), g)))
+    # eager forward + backward at the 1M preset's layer shape, the two wrappers in alternating order: the median of each
+    qkv, do = [torch.randn(16, 16, 256, 4, requires_grad=True) for _ in range(3)], torch.randn(16, 16, 256, 4)
+    runs = {'autograd Function': lambda: fa.fused_causal_attention(*qkv).backward(do), 'custom_op': lambda: attention_forward(*qkv)[0].backward(do)}
+    times = {n: [] for n in runs}
+    for f in runs.values(): f()
+    for r in range(20):
+        for n in (list(runs) if r % 2 else list(runs)[::-1]):
+            t = time.perf_counter(); runs[n](); times[n].append(time.perf_counter() - t)
+    print('eager forward + backward, 16 x 16 heads x 256 tokens x 4 channels: ' +
+          ', '.join(f'{n} {1000 * sorted(t)[len(t) // 2]:.1f} ms' for n, t in times.items()))
