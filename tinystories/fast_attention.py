@@ -107,10 +107,11 @@ def fused_causal_attention(q, k, v, lib=None):
 
 # %% ../nbs/04b_fast_attention.ipynb #e144327d
 def cpu_training_route(q, k, v, mask, dropout_p):
-    "Causal attention with a backward pass to follow, on the CPU: the fused kernel for heads of at most 8 channels, the blocks for other bf16 or small heads; None elsewhere."
+    "Causal attention with a backward pass to follow, on the CPU: the fused kernel for heads of at most 8 channels (the blocks under `torch.compile`), the blocks for other bf16 or small heads; None elsewhere."
     if not (mask is None and q.shape[-2] == k.shape[-2] > 1 and torch.is_grad_enabled() and q.requires_grad and q.device.type == 'cpu'): return None
     small, low = q.shape[-1] <= 8, q.dtype in (torch.float32, torch.bfloat16)  # float64 stays exact
-    if small and low and dropout_p == 0 and fused_attention_library() is not None: return fused_causal_attention(q, k, v)
+    # torch.compile cannot trace the ctypes call (a graph break in every layer); the blocks it compiles whole
+    if small and low and dropout_p == 0 and not torch.compiler.is_compiling() and fused_attention_library() is not None: return fused_causal_attention(q, k, v)
     if q.dtype == torch.bfloat16 or small: return causal_attention_in_blocks(q, k, v, dropout_p)
 
 def one_bf16_query_route(q, k, v, mask, dropout_p):
