@@ -103,6 +103,8 @@ class FusedCausalAttention(torch.autograd.Function):
 
 def fused_causal_attention(q, k, v, lib=None):
     "Causal softmax(q kᵀ/√d) v for `q`, `k`, `v` `(B, nh, T, d)` on the CPU, by the compiled kernel `lib` (default `fused_attention_library()`, which must not be None)."
+    if (dev := next((t.device for t in (q, k, v) if t.device.type != 'cpu'), None)) is not None:  # C reads raw addresses: a GPU's would crash it
+        raise ValueError(f'fused_causal_attention computes on the CPU, not on {dev}: on a GPU use attend, which takes SDPA there')
     return FusedCausalAttention.apply(q, k, v, lib or fused_attention_library())
 
 # %% ../nbs/04b_fast_attention.ipynb #e144327d
@@ -127,6 +129,9 @@ register_attention_route('one bf16 query', one_bf16_query_route)
 def decode_attention(qkv, kv, n, cos, sin, key_mask=None):
     "Attention of one new token per sequence by the compiled kernel: its `qkv` `(B, 3 * n_embd)` (float32 or bf16) rotated by `cos`, `sin` `(head_dim/2,)` (the table's row for position `n`), its key and value written at `n` in the float32 cache tensor `kv` `(B, 2, n_head, capacity, head_dim)`, its query attending over the keys `0..n` (those `key_mask` `(B, capacity)` marks); `(B, n_embd)` in `qkv`'s dtype."
     B, _, H, cap, D = kv.shape
+    # C reads these tensors' memory through raw pointers: a CUDA (or meta) tensor's address would crash the process
+    if off_cpu := [name for name, t in (('qkv', qkv), ('kv', kv), ('cos', cos), ('sin', sin), ('key_mask', key_mask)) if t is not None and t.device.type != 'cpu']:
+        raise ValueError(f'decode_attention computes on the CPU, but {", ".join(off_cpu)} on {qkv.device if "qkv" in off_cpu else kv.device}: on a GPU use attend (SDPA)')
     if not (qkv.dtype in (torch.float32, torch.bfloat16) and qkv.is_contiguous() and qkv.shape == (B, 3 * H * D)
             and kv.dtype == torch.float32 and kv.is_contiguous() and 0 <= n < cap and cos.shape == sin.shape == (D // 2,)):
         raise ValueError(f'decode_attention takes qkv ({B}, {3 * H * D}) float32 or bf16, a float32 cache and a position below {cap}: '
