@@ -39,7 +39,7 @@ def main():
     sys.path.insert(0, str(root))
     from tinystories.model import GPT, preset_config, param_counts
     from tinystories.tokenizer import eot_id
-    from tinystories.hf import TextModel, DTYPES
+    from tinystories.textmodel import TextModel, DTYPES
     from tinystories.probes import load_probes, score_probes
     if args.threads: torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as d: tok = trimmed_tokenizer(root, d)

@@ -6,7 +6,7 @@
 __all__ = ['check_sampling_args', 'filter_logits', 'sample_next', 'TextStream', 'model_device', 'crop_prompt', 'left_pad',
            'forward_on_threads', 'generate_ids', 'onednn_packed', 'one_row_linear', 'LeanDecoder',
            'decode_step_library', 'BlockWeights', 'CompiledStep', 'encode_prompt', 'stream_tokens', 'stream_generate',
-           'generate', 'load_model_and_tokenizer', 'generate_command', 'add_commands', 'StoryWidget']
+           'generate', 'generate_command', 'add_commands', 'StoryWidget']
 
 # %% ../nbs/10_generate.ipynb #070aaac9
 import argparse, ctypes, functools, html, math, sys, time, warnings
@@ -303,20 +303,7 @@ def generate(model, tokenizer, prompt, max_new_tokens=200, temperature=1.0, top_
 
 # %% ../nbs/10_generate.ipynb #4b846f7b
 from .checkpoint import find_checkpoint  # one rule for every reader of checkpoints (08_checkpoint)
-
-def load_model_and_tokenizer(path, device='cpu', dtype=None):
-    "The model (in `dtype`, if given) and tokenizer of a checkpoint folder or a run folder (its latest checkpoint), or of a transformers model folder or Hub id (`13_hf`)."
-    from tinystories.hf import is_transformers_spec, load_transformers_model  # 13_hf: it imports transformers only for such a model
-    if is_transformers_spec(path): return load_transformers_model(path, device, dtype)[:2]
-    ckpt = find_checkpoint(path)
-    if not (ckpt / 'tokenizer.json').exists():
-        raise FileNotFoundError(f'{ckpt}: no tokenizer.json beside model.safetensors; copy the tokenizer the model was trained with there')
-    model, tokenizer = load_model(ckpt, device=device), load_tokenizer(ckpt)
-    if tokenizer.get_vocab_size() > model.config.vocab_size:
-        raise ValueError(f'{ckpt}: tokenizer.json has {tokenizer.get_vocab_size()} tokens but the model only {model.config.vocab_size}: '
-                         'they do not belong together')
-    if dtype is not None: model = model.to(dtype)
-    return model.eval(), tokenizer
+from .textmodel import DTYPES, load_model_and_tokenizer  # the one loading path (09c_textmodel)
 
 # %% ../nbs/10_generate.ipynb #9fe0934c
 def generate_command(args):
@@ -324,7 +311,7 @@ def generate_command(args):
     try:
         check_sampling_args(args.temperature, args.top_k, args.top_p, args.max_new_tokens)
         device = ('cuda' if torch.cuda.is_available() else 'cpu') if args.device == 'auto' else args.device
-        model, tokenizer = load_model_and_tokenizer(args.checkpoint, device, {'fp32': torch.float32, 'bf16': torch.bfloat16}[args.dtype])
+        model, tokenizer = load_model_and_tokenizer(args.checkpoint, device, DTYPES[args.dtype])
     except (ValueError, FileNotFoundError, ImportError) as e: sys.exit(f'tinystories generate: {e}')
     print(args.prompt, end='', flush=True)
     for piece in stream_generate(model, tokenizer, args.prompt, args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.seed):

@@ -4,18 +4,20 @@
 
 # %% auto #0
 __all__ = ['CATEGORIES', 'PROBES_FILE', 'CHANCE', 'FIELDS', 'Probe', 'ProbeFileError', 'probe_problem', 'load_probes', 'words',
-           'word_log_freq', 'option_stats', 'pick_credit', 'option_ids', 'right_pad', 'continuation_logprobs',
-           'ProbeResult', 'score_probes', 'wilson_interval', 'accuracy_table', 'format_table', 'greedy_completion',
-           'probe_report', 'probe_command', 'add_commands']
+           'word_log_freq', 'option_stats', 'pick_credit', 'option_ids', 'continuation_logprobs', 'ProbeResult',
+           'score_probes', 'wilson_interval', 'accuracy_table', 'format_table', 'greedy_completion', 'probe_report',
+           'probe_command', 'add_commands']
 
 # %% ../nbs/14_probes.ipynb #39c353c6
 import argparse, json, math, re, sys, time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-import torch, torch.nn.functional as F
+import torch
 import tinystories
-from .hf import load_text_model
+from .train import pick_device
+from .textmodel import load_text_model, pad_batch
+import tinystories.hf  # registers transformers folders and Hub ids with load_text_model (13_hf)
 
 # %% ../nbs/14_probes.ipynb #c4a77da7
 CATEGORIES = ('knowledge', 'reasoning', 'context')
@@ -101,12 +103,6 @@ def option_ids(model, prompt, option):
     return [model.eot_id, *model.encode(prompt)], list(model.encode(option))
 
 # %% ../nbs/14_probes.ipynb #61174486
-def right_pad(seqs, pad_id):
-    "Token ids `(B, L)` of `seqs` padded on the right to the longest with `pad_id`."
-    out = torch.full((len(seqs), max(map(len, seqs))), pad_id, dtype=torch.long)
-    for i, s in enumerate(seqs): out[i, :len(s)] = torch.tensor(s, dtype=torch.long)
-    return out
-
 def continuation_logprobs(model, pairs, batch_size=32):
     "For each `(context, continuation)` pair of token id lists, the log-probability of each continuation token: a list of 1-D tensors."
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1: raise ValueError(f'batch_size={batch_size!r}: must be a whole number of at least 1')
@@ -118,7 +114,7 @@ def continuation_logprobs(model, pairs, batch_size=32):
     out = [None] * len(pairs)
     for start in range(0, len(order), batch_size):
         rows = order[start:start + batch_size]
-        logits = model.logits(right_pad([pairs[i][0] + pairs[i][1] for i in rows], model.eot_id))
+        logits = model.logits(pad_batch([pairs[i][0] + pairs[i][1] for i in rows], model.eot_id)[0])
         for r, i in enumerate(rows):
             c, k = pairs[i]
             # the logits at position t predict token t+1: the continuation's tokens are predicted from len(c)-1 on
@@ -204,7 +200,7 @@ def probe_command(args):
     if args.batch_size < 1: sys.exit(f'tinystories probe: --batch-size {args.batch_size}: must be at least 1')  # before the model is loaded
     try:
         probes = load_probes(args.probes)
-        model = load_text_model(args.checkpoint, args.device, args.dtype)
+        model = load_text_model(args.checkpoint, pick_device(args.device), args.dtype)
         print(probe_report(model, probes, args.batch_size)[1])
     except (ValueError, FileNotFoundError, ImportError) as e: sys.exit(f'tinystories probe: {e}')
 
@@ -216,6 +212,6 @@ def add_commands(subparsers):
     p.add_argument('--checkpoint', required=True, help='a checkpoint or run folder of ours, a transformers model folder, or a Hub id like roneneldan/TinyStories-33M')
     p.add_argument('--probes', type=Path, default=PROBES_FILE, help='a probe file in JSON lines (default: the course set shipped with the package)')
     p.add_argument('--batch-size', type=int, default=32, help='continuations scored per forward pass (at least 1; default: 32)')
-    p.add_argument('--device', default='cpu', help='torch device to run on (default: cpu)')
+    p.add_argument('--device', default='auto', help="'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:1'... (default: auto)")
     p.add_argument('--dtype', default='fp32', choices=['fp32', 'bf16'], help='weights in this type (default: fp32)')
     p.set_defaults(func=probe_command)
