@@ -33,6 +33,8 @@ import torch
 import torch.distributed as dist
 
 ROOT = Path(__file__).resolve().parents[1]
+# bench/ is not a package of modules to import: its scripts' names (bench/kernels.py) would shadow installed packages (transformers imports `kernels`)
+sys.path[:] = [p for p in sys.path if Path(p or '.').resolve() != Path(__file__).resolve().parent]
 os.environ.setdefault('TQDM_DISABLE', '1')  # the trainer's progress bars would bury the report (read when tqdm is imported)
 if str(ROOT) not in sys.path: sys.path.insert(0, str(ROOT))  # this checkout's package, also under torchrun
 
