@@ -1,11 +1,11 @@
-"""Benchmark `tinystories.generate`: new tokens per second of generation, with the lean decoding step and without it, against no cache, and against transformers.
+"""Benchmark `tinystories.generate` with `tinystories.fast_decoding`: new tokens per second of generation, with the lean decoding step and without it, against no cache, and against transformers.
 
     python bench/generate.py [--presets 1M 8M 28M] [--new-tokens 256] [--batches 1 8] [--dtypes fp32] [--threads N] [--repeats R]
 
 For each preset (random weights; the vocabulary is the tokenizer trimmed from the course's training stories, or
 --vocab-size) and batch size, `generate_ids` samples (temperature 1, never stopping early) from one-token prompts,
-with the lean one-token steps (the default, `lean`: `CompiledStep` for one sequence, `LeanDecoder` for a batch) and
-with the model's own forward (`lean=False`); at
+with the fast one-token steps of `tinystories.fast_decoding` (the default, `step='fastest'`: `CompiledStep` for one
+sequence, `LeanDecoder` for a batch) and with the model's own forward (`step='model'`); at
 batch 1 also the widget's own path, `StoryWidget.on_generate` (encode, generate, decode piece by piece, render the
 HTML), which stops at the end-of-text token like a learner's click. Tokens/s count every sequence of the batch. Each
 timing is the best of --repeats after a short warm-up. Goal (issue 13): the widget streams at least 100 tokens/s for
@@ -21,7 +21,7 @@ at least 5x faster than the plain loop at 512 new tokens.
 
 The same model (random weights) exported to transformers' GPT-NeoX with `tinystories.hf.to_neox`: our greedy
 generation with the KV cache (the default compiled step, `CompiledStep`; the lean step in torch operations,
-`compiled=False`; and the model's own step, `lean=False`) against transformers' `generate` (greedy, its own cache), all
+`step='lean'`; and the model's own step, `step='model'`) against transformers' `generate` (greedy, its own cache), all
 from a one-token prompt, never stopping early, weights in fp32 or cast to bf16; the context is large enough that
 neither slides a window. A fifth run times the matrix products of the lean step alone (each block's four products of
 one row and the head, the same torch calls with the same weights and threads, nothing else): the most any decoder
@@ -60,12 +60,12 @@ def best_seconds(run, repeats, expected=None):
     return best, got
 
 
-def sampled(model, n_new, batch=1, dtype='fp32', repeats=1, use_cache=True, lean=True):
+def sampled(model, n_new, batch=1, dtype='fp32', repeats=1, use_cache=True, step='fastest'):
     "Best wall time of `repeats` samplings of `n_new` tokens from `batch` one-token prompts."
     from tinystories.generate import generate_ids
     def run(r):
         with torch.autocast('cpu', dtype=torch.bfloat16, enabled=dtype == 'autocast'):
-            return sum(1 for _ in generate_ids(model, [[0]] * batch, n_new, temperature=1.0, seed=r, use_cache=use_cache, lean=lean))
+            return sum(1 for _ in generate_ids(model, [[0]] * batch, n_new, temperature=1.0, seed=r, use_cache=use_cache, step=step))
     return best_seconds(run, repeats, n_new)[0]
 
 
@@ -99,9 +99,9 @@ def throughput(args, tokenizer):
         for dtype in args.dtypes:
             model = set_dtype(fp32_model, dtype)
             for batch in args.batches:
-                sampled(model, 8, batch, dtype); sampled(model, 8, batch, dtype, lean=False)  # warm-up
+                sampled(model, 8, batch, dtype); sampled(model, 8, batch, dtype, step='model')  # warm-up
                 for n in args.new_tokens:
-                    lean, plain = sampled(model, n, batch, dtype, args.repeats), sampled(model, n, batch, dtype, args.repeats, lean=False)
+                    lean, plain = sampled(model, n, batch, dtype, args.repeats), sampled(model, n, batch, dtype, args.repeats, step='model')
                     widget = ''
                     if batch == 1 and dtype != 'autocast':
                         rate, k = widget_rate(model, tokenizer, n, args.repeats)
@@ -140,10 +140,10 @@ def interleaved_best(runs, repeats, expected):
     return best
 
 
-def greedy_ours(model, n_new, lean=True, decode_threads=1, compiled=True):
+def greedy_ours(model, n_new, step='fastest', decode_threads=1):
     "Our greedy generation (KV cache) of `n_new` tokens from a one-token prompt, never stopping early, as a timed run."
     from tinystories.generate import generate_ids
-    return lambda r: sum(1 for _ in generate_ids(model, [[0]], n_new, temperature=0, lean=lean, decode_threads=decode_threads, compiled=compiled))
+    return lambda r: sum(1 for _ in generate_ids(model, [[0]], n_new, temperature=0, step=step, decode_threads=decode_threads))
 
 
 def greedy_transformers(hf_model, n_new):
@@ -158,7 +158,8 @@ def greedy_transformers(hf_model, n_new):
 
 def products_only(model, n_new, decode_threads=1):
     "Just the matrix products of `n_new` lean one-token steps (each block's four on one row, and the head), as a timed run: the least time any decoder spends that computes them with torch's kernels (the compiled step has its own)."
-    from tinystories.generate import LeanDecoder, one_row_linear, forward_on_threads
+    from tinystories.generate import forward_on_threads
+    from tinystories.fast_decoding import LeanDecoder, one_row_linear
     step = LeanDecoder(model)  # for its head, multiplied as the lean step multiplies it
     mats = [(m.in_features, one_row_linear(m.weight, m.bias)) for b in model.blocks for m in (b.attn.qkv, b.attn.proj, b.mlp.fc, b.mlp.proj)]
     rows = {n: torch.randn(1, n).to(step.emb.dtype) for n, _ in mats}
@@ -188,11 +189,11 @@ def vs_transformers(args, vocab):
         non_emb = param_counts(ours32)['non_embedding']
         for dtype in args.dtypes:
             ours, theirs = set_dtype(ours32, dtype), set_dtype(theirs32, dtype)
-            interleaved_best([greedy_ours(ours, 8), greedy_ours(ours, 8, compiled=False), greedy_ours(ours, 8, lean=False), greedy_transformers(theirs, 8)], 1, 8)  # warm-up
+            interleaved_best([greedy_ours(ours, 8), greedy_ours(ours, 8, 'lean'), greedy_ours(ours, 8, 'model'), greedy_transformers(theirs, 8)], 1, 8)  # warm-up
             for n in args.new_tokens:
                 t = args.decode_threads
-                comp, lean, plain, hf, mm = interleaved_best([greedy_ours(ours, n, decode_threads=t), greedy_ours(ours, n, decode_threads=t, compiled=False),
-                                                              greedy_ours(ours, n, lean=False, decode_threads=t), greedy_transformers(theirs, n),
+                comp, lean, plain, hf, mm = interleaved_best([greedy_ours(ours, n, decode_threads=t), greedy_ours(ours, n, 'lean', decode_threads=t),
+                                                              greedy_ours(ours, n, 'model', decode_threads=t), greedy_transformers(theirs, n),
                                                               products_only(ours, n, t)], args.repeats, n)
                 ratios[name, dtype, n] = hf / comp
                 print(f'| {name} | {non_emb / 1e6:.2f}M | {dtype} | {n} | {n / comp:,.0f} | {n / lean:,.0f} | {n / plain:,.0f} | {n / hf:,.0f} | {hf / comp:.2f}x | {hf / lean:.2f}x | {hf / plain:.2f}x | {n / mm:,.0f} |', flush=True)
@@ -219,7 +220,7 @@ def timed_products(fs, xs, times):
 
 def route_table(args, vocab):
     "µs per one-row product by route, for each matrix shape of the presets (8 copies of each, taken in turn, as a step takes its 8 layers'); then a whole step's products, ms per token."
-    from tinystories.generate import one_row_linear, onednn_packed
+    from tinystories.fast_decoding import one_row_linear, onednn_packed
     from tinystories.model import preset_config
     import torch.nn.functional as F
     routes = {'fp32': {'F.linear': lambda w: (lambda x: F.linear(x, w)),
@@ -273,6 +274,7 @@ def main():
     p.add_argument('--decode-threads', type=int, default=1, help="with --vs-transformers: threads of our one-token steps (generate_ids' decode_threads; default 1, its default); give it --threads for a like-for-like run on an idle machine")
     args = p.parse_args()
     sys.path.insert(0, str(root))
+    import tinystories.fast_decoding  # registers the fast one-token steps that generate_ids and the widget take by default (10b)
     if args.threads: torch.set_num_threads(args.threads)
     tokenizer = trimmed_tokenizer(root) if not args.vocab_size or not (args.vs_no_cache or args.vs_transformers or args.products) else None
     vocab = args.vocab_size or tokenizer.get_vocab_size()

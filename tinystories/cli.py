@@ -27,6 +27,7 @@ def build_parser():
     parser.add_argument('--debug', action='store_true', help='show the Python traceback of an error (also: TINYSTORIES_DEBUG=1)')
     sub = parser.add_subparsers(dest='command', metavar='COMMAND', required=True)
     for name in COMMAND_MODULES: importlib.import_module(f'tinystories.{name}').add_commands(sub)
+    importlib.import_module('tinystories.fast_decoding')  # registers the fast one-token steps that `generate` takes (10b)
     return parser
 
 # %% ../nbs/12_cli.ipynb #a010c1dd
