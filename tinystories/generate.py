@@ -11,7 +11,7 @@ __all__ = ['decode_steps', 'check_sampling_args', 'filter_logits', 'sample_next'
 import argparse, html, math, sys, time, warnings
 from pathlib import Path
 import torch
-from .model import GPT, load_model
+from .model import GPT
 from .tokenizer import EOT, eot_id, load_tokenizer
 
 # %% ../nbs/10_generate.ipynb #f0eac3b2
