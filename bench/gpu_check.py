@@ -27,7 +27,7 @@ when `data/` holds it (on a machine without internet, carry `data/course-tokeniz
 recipe is read from `nbs/11_study.ipynb`'s RECIPE cell. Prints one table and writes the JSON (after every section, so
 a run cut short keeps what it measured). Exits 1 when a check fails or a section breaks.
 """
-import argparse, copy, datetime, functools, gc, json, os, platform, re, subprocess, sys, tempfile, time, tomllib, traceback, warnings
+import argparse, copy, datetime, functools, gc, json, os, platform, re, signal, subprocess, sys, tempfile, time, tomllib, traceback, warnings
 from pathlib import Path
 import torch
 import torch.distributed as dist
@@ -349,11 +349,20 @@ def ddp(ctx):
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', f'--nproc_per_node={n}', str(Path(__file__).resolve()), '--ddp-worker', str(cfg_path)]
     env = {**os.environ, 'PYTHONPATH': os.pathsep.join(filter(None, [str(ROOT), os.environ.get('PYTHONPATH')]))}
     t = time.perf_counter()
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=s['timeout_s'], env=env)
+    # a session of its own: on a timeout the whole group goes (torchrun's workers too, which would keep the GPU otherwise)
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    limit = min(s['timeout_s'], max(30, ctx.time_left()))
+    try: stdout, stderr = p.communicate(timeout=limit)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        stdout, stderr = p.communicate()
+        tail = (stdout + stderr)[-3000:]
+        chk.add(sec, f'torchrun --nproc_per_node {n}: finishes within {limit:.0f} s', limit, s['timeout_s'], False, tail[-300:])
+        return dict(processes=n, backend=backend_for(ctx.device), returncode='timeout', output_tail=tail)
     wall = time.perf_counter() - t
     res = dict(processes=n, backend=backend_for(ctx.device), wall_s=round(wall, 1), returncode=p.returncode)
     if p.returncode != 0:
-        res['output_tail'] = (p.stdout + p.stderr)[-3000:]
+        res['output_tail'] = (stdout + stderr)[-3000:]
         chk.add(sec, f'torchrun --nproc_per_node {n}: exits 0', p.returncode, 0, False, res['output_tail'][-300:])
         return res
     multi = read_metrics(out)
@@ -362,7 +371,7 @@ def ddp(ctx):
     res.update(steps=len(b), loss_max_diff=diff, first_last_loss=[a[0], a[-1]] if a else None)
     chk.add(sec, f'{len(b)} steps, {n} process(es) ({res["backend"]}) vs one: max |loss diff|', diff, 1e-4, diff <= 1e-4 and len(a) == s['steps'],
             'DDP needs 2+ processes: one GPU trains without it' if n == 1 else '')
-    if one := next((json.loads(l[len('DDP-ONE '):]) for l in p.stdout.splitlines() if l.startswith('DDP-ONE ')), None):
+    if one := next((json.loads(l[len('DDP-ONE '):]) for l in stdout.splitlines() if l.startswith('DDP-ONE ')), None):
         res['one_process_group'] = one
         chk.add(sec, f'DDP on a process group of one ({one["backend"]}): all-reduce and gradients', one['grad_max_diff'], 1e-6,
                 one['all_reduce_ok'] and one['grad_max_diff'] <= 1e-6)
@@ -475,7 +484,7 @@ def shapes(dry, recipe):
     return dict(agree=dict(preset='8M', batch=4, context=256, steps=5, new_tokens=32),
                 train=dict(presets=['1M', '8M', '28M'], compile_presets=['1M', '8M', '28M'], batch=recipe['batch_size'], context=recipe['context'],
                            steps=8, warmup=2, warmup_compiled=3, need_eager_s=20, need_compiled_s=90),
-                ddp=dict(preset='8M', batch_per_process=16, context=256, steps=20, timeout_s=240),
+                ddp=dict(preset='8M', batch_per_process=16, context=256, steps=20, timeout_s=150),
                 gen=dict(preset=recipe['preset'], context=recipe['context'], new_tokens=256, batches=[1, 32]))
 
 class Context:
