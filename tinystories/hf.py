@@ -4,8 +4,9 @@
 
 # %% auto #0
 __all__ = ['HF_MISSING', 'PAPER_MODELS', 'require_transformers', 'TransformersLM', 'is_hub_id', 'is_transformers_spec',
-           'load_transformers_model', 'neox_config', 'neox_qkv_rows', 'to_neox', 'write_json', 'export_transformers',
-           'export_command', 'evaluate_stories_command', 'add_commands', 'compare_models', 'print_comparison']
+           'load_transformers_model', 'neox_config', 'neox_qkv_rows', 'to_neox', 'write_json', 'normal_modes',
+           'export_transformers', 'export_command', 'evaluate_stories_command', 'add_commands', 'compare_models',
+           'print_comparison']
 
 # %% ../nbs/13_hf.ipynb #b7fe397a
 import argparse, inspect, json, os, sys, tempfile
@@ -130,34 +131,38 @@ def to_neox(model, eot):
     return hf
 
 # %% ../nbs/13_hf.ipynb #ff261306
+from .files import atomic_path, current_umask, output_lock
+
 def write_json(path, update):
     "Merge the dict `update` into the JSON file `path`."
     path = Path(path)
     path.write_text(json.dumps({**json.loads(path.read_text(encoding='utf-8')), **update}, indent=2, ensure_ascii=False) + '\n', encoding='utf-8')
 
+def normal_modes(folder):
+    "Give `folder` and everything in it the modes the umask gives new folders and files (a temporary folder starts private, 0700)."
+    umask = current_umask()
+    for p in [Path(folder), *Path(folder).rglob('*')]: os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~umask)
+
 def export_transformers(checkpoint, out):
     "Write our checkpoint (or a run folder's latest) to the new folder `out` as a transformers GPT-NeoX model with its tokenizer; return `out`."
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise FileExistsError(f'{out} already exists: choose a new --out folder, or remove it first')
-    tr = require_transformers()
-    model, tok = load_model_and_tokenizer(checkpoint)
-    eot, c = eot_id(tok), model.config
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f'.{out.name}.', suffix='.tmp'))
-    try:
-        to_neox(model, eot).save_pretrained(tmp)
-        write_json(tmp / 'config.json', dict(rotary_pct=1.0, rotary_emb_base=c.rope_base))  # transformers 4's names
-        hf_tok = tr.PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=EOT, eos_token=EOT, unk_token=EOT, pad_token=EOT,
-                                            model_max_length=c.context)
-        hf_tok.save_pretrained(tmp)
-        write_json(tmp / 'tokenizer_config.json', dict(tokenizer_class='PreTrainedTokenizerFast'))  # a name every version knows
-        tr.GenerationConfig(bos_token_id=eot, eos_token_id=eot, pad_token_id=eot, do_sample=True, temperature=1.0, top_k=0,
-                            max_new_tokens=200).save_pretrained(tmp)
-        if out.exists(): out.rmdir()  # empty, checked above
-        os.replace(tmp, out)
-    except BaseException:
-        import shutil; shutil.rmtree(tmp, ignore_errors=True); raise
+    with output_lock(out):  # one writer per folder; taken before the check, so two exports can't both find it free
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise FileExistsError(f'{out} already exists: choose a new --out folder, or remove it first')
+        tr = require_transformers()
+        model, tok = load_model_and_tokenizer(checkpoint)
+        eot, c = eot_id(tok), model.config
+        with atomic_path(out) as tmp:  # a hidden folder, renamed when whole; one a killed export left is removed here
+            tmp.mkdir()
+            to_neox(model, eot).save_pretrained(tmp)
+            write_json(tmp / 'config.json', dict(rotary_pct=1.0, rotary_emb_base=c.rope_base))  # transformers 4's names
+            hf_tok = tr.PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=EOT, eos_token=EOT, unk_token=EOT, pad_token=EOT,
+                                                model_max_length=c.context)
+            hf_tok.save_pretrained(tmp)
+            write_json(tmp / 'tokenizer_config.json', dict(tokenizer_class='PreTrainedTokenizerFast'))  # a name every version knows
+            tr.GenerationConfig(bos_token_id=eot, eos_token_id=eot, pad_token_id=eot, do_sample=True, temperature=1.0, top_k=0,
+                                max_new_tokens=200).save_pretrained(tmp)
+            normal_modes(tmp)
     return out
 
 # %% ../nbs/13_hf.ipynb #1b4a8a19
