@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from .model import save_model, load_model
+from .tokenizer import tokenizer_sha256
 from .files import DiskFullError, atomic_path, remove_stale_temps, no_space
 
 # %% ../nbs/08_checkpoint.ipynb #a0f40da0
@@ -107,18 +108,21 @@ def save_final_model(run, model, tokenizer):
 class CheckpointMismatch(ValueError):
     "A checkpoint of another model than the run builds."
 
-def check_resumable(ckpt, model):
-    "Raise a `CheckpointMismatch` if the checkpoint `ckpt` holds a model of another shape than `model`."
+def check_resumable(ckpt, model, tokenizer=None):
+    "Raise a `CheckpointMismatch` if the checkpoint `ckpt` holds a model of another shape than `model`, or was trained with another `tokenizer` (a folder or tokenizer.json)."
     saved = json.loads((Path(ckpt)/'config.json').read_text())
     diff = {k: (v, saved.get(k)) for k, v in asdict(model.config).items() if saved.get(k, v) != v}
     if diff: raise CheckpointMismatch(f'{ckpt} holds another model than this run builds ({", ".join(f"{k}: {b} there, {a} here" for k, (a, b) in diff.items())}): '
                               'resume with the same preset and shape, or train into another --out')
+    if tokenizer is not None and (here := tokenizer_sha256(tokenizer_file(tokenizer))) != (there := tokenizer_sha256(Path(ckpt)/'tokenizer.json')):
+        raise CheckpointMismatch(f'{ckpt} was trained with another tokenizer than {tokenizer} (its tokenizer.json has sha256 {there[:12]}..., this one {here[:12]}...; '
+                                 f'the same ids would mean other tokens): resume with --tokenizer {Path(ckpt)/"tokenizer.json"} and token files made with it, or train into another --out')
 
-def resume_checkpoint(run, model, optimizer):
-    "(checkpoint, train state) of the newest checkpoint of `run` that loads into `model` and `optimizer`; damaged newer ones are skipped with a warning."
+def resume_checkpoint(run, model, optimizer, tokenizer=None):
+    "(checkpoint, train state) of the newest checkpoint of `run` that loads into `model` and `optimizer` (and was trained with `tokenizer`, when given); damaged newer ones are skipped with a warning."
     for ckpt in reversed(checkpoints(run)):
         try:
-            check_resumable(ckpt, model)
+            check_resumable(ckpt, model, tokenizer)
             return ckpt, load_checkpoint(ckpt, model, optimizer)
         except CheckpointMismatch: raise  # the user's mistake, not a damaged file: say so
         except Exception as e:
