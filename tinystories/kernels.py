@@ -112,6 +112,8 @@ def compile_kernel(sources, name, cc=None, cache_dir=None, openmp=None, isa=None
         if out.exists(): warnings.warn(f'{out} is damaged (its size or checksum is not what was built): building it again')
         error = build(cc, flags, [csrc_dir()/s for s in sources], out)
         if error is None: return out
+    if isa != 'generic' and '-march' in error:  # a compiler too old to know the x86-64 levels (GCC < 11, Clang < 12): its default target
+        return compile_kernel(sources, name, cc, cache_dir, openmp, 'generic')
     raise RuntimeError(f'{cc} could not compile {" + ".join(map(str, sources))} ({isa}):\n' + '\n'.join(error.splitlines()[:30]))
 
 # %% ../nbs/04a_kernels.ipynb #74496448
