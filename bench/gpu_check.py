@@ -178,7 +178,6 @@ def argmax_share(ref, other, tol):
 def agreement(ctx):
     "The same weights on the CPU and on the device: training losses, logits, greedy tokens; the KV cache against the full pass on the device."
     s, dev, cpu, chk, sec = ctx.shape['agree'], ctx.device, torch.device('cpu'), ctx.checks, 'agreement'
-    torch.backends.cuda.matmul.allow_tf32 = False; torch.backends.cudnn.allow_tf32 = False  # fp32 means fp32 here
     data = TokenFile(ctx.train_bin, vocab_size=ctx.vocab_size)
     x_cpu, _ = data.train_batch(0, 4, s['context'])
     x_dev, _ = data.train_batch(0, 4, s['context'], device=dev)
@@ -543,6 +542,8 @@ def main():
     global counters
     from torch._dynamo.utils import counters
     ctx = Context(args)
+    # fp32 means fp32 in every comparison (TF32 would round products to 10 bits); bf16 runs are autocast's bf16 either way
+    torch.backends.cuda.matmul.allow_tf32 = False; torch.backends.cudnn.allow_tf32 = False
     # the dry run's timings mean nothing, and on a busy machine a second thread (OpenMP spinning beside other work) slows tiny steps severalfold
     if ctx.dry: torch.set_num_threads(1)
     backend = args.compile_backend or ('aot_eager' if ctx.dry else None)
