@@ -40,6 +40,8 @@ Every table asserts nothing; compare figures within one run (the load average is
 """
 import argparse, copy, os, sys, tempfile, time
 from pathlib import Path
+# bench/ is not a package of ours: its kernels.py would shadow the `kernels` package that transformers imports
+sys.path[:] = [p for p in sys.path if Path(p or '.').resolve() != Path(__file__).resolve().parent]
 import torch
 
 
