@@ -117,7 +117,7 @@ def compile_kernel(sources, name, cc=None, cache_dir=None, openmp=None, isa=None
     raise RuntimeError(f'{cc} could not compile {" + ".join(map(str, sources))} ({isa}):\n' + '\n'.join(error.splitlines()[:30]))
 
 # %% ../nbs/04a_kernels.ipynb #74496448
-_failed = {}  # the reason each build failed, so that a second library failing for the same reason says so in one line
+_shown = set()  # the compiler's error lines already shown: another library failing on the same lines (a shared header) says so in one line
 
 def load_kernel(sources, name, instead, isa=None):
     "The C `sources` built by `compile_kernel` and loaded by ctypes; None, with one warning that says why and what runs `instead`, where it cannot be built or `TINYSTORIES_FUSED_ATTENTION=0`."
@@ -125,6 +125,7 @@ def load_kernel(sources, name, instead, isa=None):
     try: return ctypes.CDLL(str(compile_kernel(sources, name, isa=isa)))
     except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
         why = str(e)
-        if why in _failed.values(): why = f'the {name} kernel could not be built either (the message above)'
-        _failed[name] = str(e)
+        errors = {l for l in why.splitlines()[1:] if 'error' in l} or {why}
+        if errors <= _shown: why = f"{why.splitlines()[0].rstrip(':')}: the compiler's message above"
+        _shown.update(errors)
         warnings.warn(f'{why}\n{instead}; set TINYSTORIES_FUSED_ATTENTION=0 to choose that without this warning')
