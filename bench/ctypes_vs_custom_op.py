@@ -4,8 +4,8 @@
 `torch.utils.cpp_extension` module, and the graph breaks `torch.compile` meets in a step with one attention, by the
 ctypes autograd Function and by the same ctypes calls wrapped in `torch.library.custom_op`, and the two wrappers' eager time.
 
-    python bench/kernels.py            # all three
-    python bench/kernels.py --no-cpp   # without the cpp_extension build (a minute or more of compiling)
+    python bench/ctypes_vs_custom_op.py            # all three
+    python bench/ctypes_vs_custom_op.py --no-cpp   # without the cpp_extension build (a minute or more of compiling)
 """
 import argparse, math, os, platform, resource, tempfile, time, torch
 from torch import Tensor
