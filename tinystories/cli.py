@@ -11,7 +11,7 @@ import argparse, importlib, os, sys, traceback, warnings
 
 
 # %% ../nbs/12_cli.ipynb #571bb440
-COMMAND_MODULES = ['download', 'tokenizer', 'pretokenize', 'train', 'generate', 'hf', 'probes']
+COMMAND_MODULES = ['data', 'tokenizer', 'pretokenize', 'train', 'generate', 'hf', 'probes']
 
 # %% ../nbs/12_cli.ipynb #f46aad6c
 class OneLineParser(argparse.ArgumentParser):
@@ -69,8 +69,7 @@ from pathlib import Path
 
 def course_data_problem(data_dir):
     "None when the course's samples and GPT-Neo's tokenizer are in `data_dir` (downloaded now if missing); else the one line that says what is missing."
-    from tinystories.data import COURSE_STORIES, course_stories
-    from tinystories.download import DataMissingError, all_missing
+    from tinystories.data import COURSE_STORIES, DataMissingError, all_missing, course_stories
     from tinystories.tokenizer import course_tokenizer, gpt_neo_folder
     missing = []
     for fetch in [*(lambda k=k: course_stories(*k, data_dir=data_dir) for k in COURSE_STORIES), lambda: gpt_neo_folder(data_dir)]:

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['DISK_FULL', 'DiskFullError', 'is_disk_full', 'no_space', 'remove_path', 'temp_path', 'remove_stale_temps',
            'current_umask', 'give_normal_mode', 'replace_path', 'atomic_path', 'write_atomic', 'load_json',
-           'OutputLockedError', 'lock_path', 'lock_holder', 'output_lock']
+           'folder_file', 'OutputLockedError', 'lock_path', 'lock_holder', 'output_lock']
 
 # %% ../nbs/00b_files.ipynb #935f5d64
 import errno, fcntl, glob, json, os, re, secrets, shutil, socket, time
@@ -104,6 +104,11 @@ def load_json(path, what, fix):
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f'{path} is not valid JSON ({e}); it should hold {what}: {fix}') from None
 
+
+def folder_file(path, name):
+    "The file `name` in the folder `path`, or `path` itself when it is not a folder: `tokenizer.json` given a tokenizer's folder or the file."
+    path = Path(path)
+    return path/name if path.is_dir() else path
 
 # %% ../nbs/00b_files.ipynb #62dab347
 class OutputLockedError(RuntimeError):
