@@ -18,7 +18,7 @@ import numpy as np
 from tokenizers import Tokenizer, models, pre_tokenizers, decoders, processors, AddedToken
 from tqdm.auto import tqdm
 
-from .data import DATA_DIR, EOT, COURSE_STORIES, DataMissingError, DownloadError, check_file, iter_stories, course_stories, hub_file, is_hub_id
+from .data import DATA_DIR, EOT, COURSE_STORIES, DataMissingError, DownloadError, check_file, iter_stories, course_stories, hub_endpoint, hub_file, is_hub_id
 from .files import folder_file, write_atomic, load_json, temp_path, remove_path, remove_stale_temps, output_lock
 
 # %% ../nbs/01_tokenizer.ipynb #0d894215
@@ -62,9 +62,11 @@ def hub_tokenizer_files(repo):
     except Exception: pass  # not in the cache yet
     local = f"pass --base a folder holding GPT-Neo's vocab.json and merges.txt (e.g. {DATA_DIR/'gpt-neo'})"
     try: return [hub_file(repo, f, repo_type='model', put=local) for f in names]
-    except DataMissingError: raise
-    except DownloadError as e:
-        raise FileNotFoundError(f'{repo} is neither a local folder nor a tokenizer on the Hub ({e}): '
+    except DataMissingError as e:
+        raise ConnectionError(f'{repo} is not a local folder, and the Hub ({e.server}: {e.reason}) cannot be reached to fetch it: '
+                              f'connect to the internet, or {local}') from None
+    except DownloadError:
+        raise FileNotFoundError(f'{repo} is neither a local folder nor a tokenizer on the Hub ({hub_endpoint()}): '
                                 f'check the folder or repository name, or {local}') from None
 
 def load_base_tokenizer(base=BASE):
