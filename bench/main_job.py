@@ -8,7 +8,7 @@ stories more than once; the table gives the epochs.
 
 The machine is shared, so a candidate is judged at a fixed TOKEN budget, not at a fixed wall time:
 
-    1. throughput: each shape (preset, batch, context) trains a short burst through `train()` (`stop_after`, no evaluation),
+    1. throughput: each shape (preset, batch, context) trains a short burst through `run_training()` (`stop_after`, no evaluation),
        and each burst sits between two bursts of today's default shape (1M, 16 x 128). A shape's ratio to the default is
        its tokens/s over the mean of the neighbouring default bursts (same load), and
            quiet tokens/s of a shape = ratio x quiet tokens/s of the default,
@@ -34,7 +34,14 @@ import argparse, contextlib, json, math, os, shutil, sys, time
 from pathlib import Path
 import numpy as np, torch
 from tinystories.config import TrainConfig
-from tinystories.train import train, prepare_sample, read_metrics, sample_story
+from tinystories.train import read_metrics
+from tinystories.trainer import run_training, prepare_sample
+
+
+def sample_story(model, tokenizer, max_new_tokens, seed=0, prompt='Once upon a time'):
+    "A story `model` writes from `prompt`, prompt included: what `tinystories train` prints at the end."
+    from tinystories.generate import generate
+    return prompt + generate(model, tokenizer, prompt, max_new_tokens=max_new_tokens, temperature=0.8, top_k=None, seed=seed)
 from tinystories.model import load_model
 from tinystories.tokenizer import load_tokenizer
 
@@ -79,14 +86,14 @@ def valid_slice(valid_bin, n):
     return out
 
 def burst(shape, steps, tmp):
-    "Median tokens/s of `steps` training steps of `shape` (the first two, warm-up, dropped) through `train()`."
+    "Median tokens/s of `steps` training steps of `shape` (the first two, warm-up, dropped) through `run_training()`."
     preset, batch, context = shape
     train_bin, valid_bin, tok = data_paths()
     out = Path(tmp)/f'burst-{preset}-{batch}x{context}'
     shutil.rmtree(out, ignore_errors=True)
     cfg = TrainConfig(preset=preset, batch_size=batch, context=context, train=train_bin, valid=valid_bin, tokenizer=tok, out=str(out),
                       max_steps=10_000, stop_after=steps + 2, eval_every=10**9, ckpt_every=10**9, sample_tokens=0)
-    with open(os.devnull, 'w') as null, contextlib.redirect_stderr(null): train(cfg)
+    with open(os.devnull, 'w') as null, contextlib.redirect_stderr(null): run_training(cfg)
     tok_s = [r['tok_per_s'] for r in read_metrics(out) if 'tok_per_s' in r][2:]
     shutil.rmtree(out, ignore_errors=True)
     return float(np.median(tok_s))
@@ -139,7 +146,7 @@ def claim(runs_dir, name):
     except FileExistsError: return False
 
 def run(name, budget_s, quiet_default, runs_dir, valid_tokens=None):
-    "Train candidate `name` through `train()` at its token budget; record its losses, times and sample story."
+    "Train candidate `name` through `run_training()` at its token budget; record its losses, times and sample story."
     over, quiet_tok_s = plan(name, budget_s, quiet_default)
     train_bin, valid_bin, tok = data_paths(valid_tokens)
     out = Path(runs_dir)/name
@@ -148,7 +155,7 @@ def run(name, budget_s, quiet_default, runs_dir, valid_tokens=None):
     cfg = TrainConfig(**over, train=train_bin, valid=valid_bin, tokenizer=tok, out=str(out), eval_every=max(1, math.ceil(over['max_steps'] / 4)),
                       eval_batches=8, ckpt_every=10**9, keep_last=1, sample_tokens=0)
     load0, t0 = os.getloadavg()[0], time.perf_counter()
-    res = train(cfg)
+    res = run_training(cfg)
     wall = time.perf_counter() - t0
     recs = read_metrics(out)
     steps = [r for r in recs if 'tok_per_s' in r]

@@ -50,7 +50,9 @@ import numpy as np, torch
 from tinystories.model import GPT, param_counts
 from tinystories.loader import TokenFile
 from tinystories.config import resolve_config, model_config
-from tinystories.train import make_optimizer, param_groups, accumulate_gradients, pick_device, keep_freed_memory
+from tinystories.model import pick_device
+from tinystories.train import make_optimizer, param_groups, accumulate_gradients
+from tinystories.trainer import keep_freed_memory
 
 def peak_matmul_flops(dtype, device, n=4096, reps=5):
     "Best FLOP/s of an n x n x n matmul at `dtype` on `device`."

@@ -11,7 +11,7 @@ import argparse, importlib, os, sys, traceback, warnings
 
 
 # %% ../nbs/12_cli.ipynb #571bb440
-COMMAND_MODULES = ['data', 'tokenizer', 'pretokenize', 'train', 'generate', 'hf', 'probes']
+COMMAND_MODULES = ['data', 'tokenizer', 'pretokenize', 'trainer', 'generate', 'hf', 'probes']
 
 # %% ../nbs/12_cli.ipynb #f46aad6c
 class OneLineParser(argparse.ArgumentParser):

@@ -4,11 +4,11 @@
 
 # %% auto #0
 __all__ = ['LIMITS', 'knob', 'TrainConfig', 'type_problem', 'parse_config_file', 'read_config_file', 'Limit', 'limit_problem',
-           'check_config', 'resolve_config', 'model_config', 'option_type', 'add_train_options', 'saved_config',
-           'config_from_args']
+           'duration_seconds', 'check_config', 'resolve_config', 'model_config', 'option_type', 'add_train_options',
+           'saved_config', 'config_from_args']
 
 # %% ../nbs/07_config.ipynb #1d851b19
-import argparse, json, math, tomllib
+import argparse, json, math, re, tomllib
 from dataclasses import dataclass, asdict, field, fields, replace
 from pathlib import Path
 from .model import PRESETS, preset_config
@@ -33,6 +33,8 @@ class TrainConfig:
     out: str | None = knob(None, 'run folder: checkpoints, metrics, plots, final model (default: runs/PRESET)')
     max_steps: int = knob(850, 'optimizer steps the schedule is planned for')
     stop_after: int | None = knob(None, 'end this session after this step with a checkpoint (resume later with --resume)')
+    time_budget: str | None = knob(None, "train for about this long ('90s', '30m', '2h'): the first steps are timed, then max_steps is fixed so that warmup, "
+                                   'the cosine, evaluations and checkpoints end on time (saved in the run, so --resume keeps it). For the same run on every machine, give --max-steps instead (default: None)')
     batch_size: int = knob(16, 'sequences per micro-step, over all processes')
     context: int = knob(128, "tokens per training window: the model's context length")
     grad_accum: int = knob(1, 'micro-steps per optimizer step')
@@ -130,6 +132,13 @@ def limit_problem(name, value):
     return f'{name} must be {LIMITS[name]}; got {value}'
 
 # %% ../nbs/07_config.ipynb #73a6a65f
+def duration_seconds(text):
+    "The seconds of a duration such as '90s', '30m', '2h' or '1h30m'."
+    m = re.fullmatch(r'(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?:in)?)?(?:(\d+(?:\.\d+)?)s)?', str(text).strip().lower())
+    seconds = 3600 * float(m[1] or 0) + 60 * float(m[2] or 0) + float(m[3] or 0) if m and any(m.groups()) else 0
+    if seconds <= 0: raise ValueError(f"time_budget {text!r}: give a duration such as 90s, 30m, 2h or 1h30m")
+    return seconds
+
 def check_config(cfg):
     "`cfg`, after raising a ValueError that names the field for any value that can't work."
     for f in fields(cfg):
@@ -138,6 +147,7 @@ def check_config(cfg):
     if cfg.dtype not in ('bf16', 'fp32'): raise ValueError(f"dtype {cfg.dtype!r}: use 'bf16' or 'fp32'")
     for k in LIMITS:
         if problem := limit_problem(k, getattr(cfg, k)): raise ValueError(problem)
+    if cfg.time_budget is not None: duration_seconds(cfg.time_budget)
     if not 0 <= cfg.min_lr <= cfg.lr: raise ValueError(f'min_lr ({cfg.min_lr}) must be between 0 and lr ({cfg.lr})')
     if cfg.tokens_per_step is not None:
         per_micro = cfg.batch_size * cfg.context

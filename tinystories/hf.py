@@ -17,7 +17,7 @@ from .data import EOT, iter_stories
 from .tokenizer import BASE, eot_id
 from .attention import KVCache
 from .model import GPTConfig
-from .train import pick_device
+from .model import pick_device
 from .textmodel import register_loader, load_model_and_tokenizer, load_text_model, is_our_checkpoint, story_scores
 
 # %% ../nbs/13_hf.ipynb #7524da15
@@ -188,7 +188,11 @@ def evaluate_stories_command(args):
     print(f"bits per byte {r['bits_per_byte']:.4f}")
 
 def add_commands(sub):
-    "Add the `export` subcommand (`evaluate --stories` is in `09_train`'s evaluate command)."
+    "Add the `export` subcommand, and `--stories` (bits per byte) to the `evaluate` command of `09b_trainer` when it is there."
+    if (e := sub.choices.get('evaluate')) is not None:
+        e.add_argument('--stories', type=Path, default=None, help='a text file of stories (.txt or .jsonl) instead of --data: loss per token and bits per byte; --checkpoint may then be a transformers folder or Hub id')
+        e.add_argument('--max-stories', type=int, default=None, help='with --stories: only the first this many stories (default: all)')
+        e.set_defaults(stories_command=evaluate_stories_command)
     p = sub.add_parser('export', help='write a checkpoint as a Hugging Face transformers model (GPT-NeoX) with its tokenizer',
                        description='Write our checkpoint (or the latest one of a run folder) to a new folder that '
                                    'transformers.AutoModelForCausalLM.from_pretrained and AutoTokenizer.from_pretrained load with no '

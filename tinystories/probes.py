@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 import torch
 import tinystories
-from .train import pick_device
+from .model import pick_device
 from .textmodel import load_text_model, pad_batch
 import tinystories.hf  # registers transformers folders and Hub ids with load_text_model (13_hf)
 

@@ -21,7 +21,8 @@ from .rope import apply_rope
 from .model import load_model, param_counts
 from .pretokenize import read_sidecar
 from .config import TrainConfig
-from .train import train, read_metrics, last_values
+from .train import read_metrics, last_values
+from .trainer import run_training
 from .textmodel import bits_per_byte
 
 # %% ../nbs/11_study.ipynb #e2fae646
@@ -43,7 +44,7 @@ def train_run(cfg):
     if finished_config(out) == json.loads(json.dumps(asdict(cfg))): return out
     shutil.rmtree(out, ignore_errors=True)  # the study's own folder: a run stopped midway, or one of other settings
     start = time.perf_counter()
-    res = train(cfg)
+    res = run_training(cfg)  # with the trainer's allocator setting, as `tinystories train` runs
     if res['status'] != 'done': raise RuntimeError(f'{out}: the run ended {res["status"]} at step {res["step"]}; run the cell again to train it from the start')
     write_atomic(out/'study.json', json.dumps(dict(config=asdict(cfg), wall_s=time.perf_counter() - start)))
     return out
