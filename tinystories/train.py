@@ -321,7 +321,7 @@ def fix_budget(run, log):
     cfg.max_steps, cfg.warmup_steps = steps, min(cfg.warmup_steps, max(1, steps // 10))  # a warmup longer than the run would never end
     tok_s = cfg.batch_size * cfg.context * cfg.grad_accum / step_s
     shape = f'{cfg.batch_size} x {cfg.context}' + (f' x {cfg.grad_accum}' if cfg.grad_accum > 1 else '')
-    plan = dict(time_budget=cfg.time_budget, steps=steps, tok_per_s=round(tok_s), step_s=step_s, eval_s=c['eval'], ckpt_s=c['ckpt'], final_eval_s=whole_s)
+    plan = dict(time_budget=cfg.time_budget, steps=steps, tok_per_s=round(tok_s), elapsed_s=time.perf_counter() - c['began'], step_s=step_s, eval_s=c['eval'], ckpt_s=c['ckpt'], final_eval_s=whole_s)
     cfg.time_budget = None  # fixed: from here on, and on --resume, an ordinary run of max_steps steps
     if run.main: save_run_config(run, budget=plan)
     log.bar.total = run.end; log.bar.refresh()

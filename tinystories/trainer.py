@@ -192,7 +192,10 @@ def add_commands(sub):
                                    "file's value or the default. With no --train, the sample data is made in --data-dir: the first TinyStories stories (downloaded once), "
                                    "GPT-Neo's tokenizer trimmed to the training stories, and the two token files. "
                                    'The validation loss logged during training covers the first --eval-batches batches; the final one, at the end, the whole file. '
-                                   'Under `torchrun --nproc_per_node N $(which tinystories) train ...` it trains with DistributedDataParallel.')
+                                   'Under `torchrun --nproc_per_node N $(which tinystories) train ...` it trains with DistributedDataParallel. '
+                                   'Length: --max-steps (with --batch-size, --context and --grad-accum) gives the same run, to the bit, on every machine: use it to '
+                                   'compare runs or reproduce one; --time-budget 30m gives the best run that fits in that time on this machine: the step count is '
+                                   'fixed after timing the first steps, and kept by --resume.')
     add_train_options(p)  # --config, --resume and every TrainConfig field (07_config)
     p.add_argument('--data-dir', type=Path, default=Path('data'), help='where to find or make the sample data when no --train is given (default: data)')
     p.set_defaults(func=train_command)
