@@ -77,7 +77,7 @@ def buckets(pos_loss, n_buckets):
     edges = np.linspace(0, len(pos_loss), n_buckets + 1).round().astype(int)
     return [(int(a), int(b) - 1, float(pos_loss[a:b].mean())) for a, b in zip(edges[:-1], edges[1:]) if b > a]
 
-@torch.no_grad()
+@torch.inference_mode()  # no autograd bookkeeping at all: evaluation only reads the model
 def evaluate(model, data, batch_size, context, max_batches=None, n_buckets=8, dtype='fp32', device='cpu', rank=0, world_size=1, progress=False):
     "Mean loss over `data`'s evaluation windows and `by_position`: [(first, last, loss)] in `n_buckets` buckets of positions."
     was_training = model.training
