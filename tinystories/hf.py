@@ -168,21 +168,17 @@ def export_transformers(checkpoint, out):
 # %% ../nbs/13_hf.ipynb #1b4a8a19
 def export_command(args):
     "Run `tinystories export`."
-    try: out = export_transformers(args.checkpoint, args.out)
-    except (ImportError, ValueError, FileNotFoundError, FileExistsError) as e: sys.exit(f'tinystories export: {e}')
+    out = export_transformers(args.checkpoint, args.out)  # a mistake raises: `cli.main` says it in one line
     print(f'{out}: a transformers GPT-NeoX model; load it with AutoModelForCausalLM.from_pretrained({str(out)!r})')
 
 # %% ../nbs/13_hf.ipynb #fd6c62c6
 def evaluate_stories_command(args):
     "Run `tinystories evaluate --stories`: loss per token and bits per byte over whole stories."
     from itertools import islice
-    from tinystories.data import CorpusError
-    try:
-        if args.max_stories is not None and args.max_stories < 1: raise ValueError(f'--max-stories {args.max_stories}: give at least 1')
-        stories = list(islice(iter_stories(args.stories), args.max_stories))
-        tm = load_text_model(args.checkpoint, pick_device(args.device), args.dtype)
-        r = story_scores(tm, stories, progress=True)
-    except (ValueError, FileNotFoundError, ImportError, CorpusError) as e: sys.exit(f'tinystories evaluate: {e}')
+    if args.max_stories is not None and args.max_stories < 1: raise ValueError(f'--max-stories {args.max_stories}: give at least 1')
+    stories = list(islice(iter_stories(args.stories), args.max_stories))
+    tm = load_text_model(args.checkpoint, pick_device(args.device), args.dtype)
+    r = story_scores(tm, stories, progress=True)  # a mistake raises: `cli.main` says it in one line
     print(f"{tm.name} ({tm.n_params:,} parameters) on {args.stories}: {r['stories']:,} stories, {r['bytes']:,} bytes, {r['tokens']:,} tokens")
     print(f"loss per token {r['loss']:.4f} nats")
     print(f"bits per byte {r['bits_per_byte']:.4f}")

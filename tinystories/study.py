@@ -18,6 +18,7 @@ import torch
 import matplotlib.pyplot as plt
 from .files import write_atomic
 from .rope import apply_rope
+from .attention import attention_weights
 from .model import load_model, param_counts
 from .pretokenize import read_sidecar
 from .config import TrainConfig
@@ -125,8 +126,7 @@ def head_weights(attn, x, cos, sin):
     B, T, C = x.shape
     qk = attn.qkv(x).view(B, T, 3, attn.n_head, C // attn.n_head)[:, :, :2]
     q, k = apply_rope(qk, cos[:, None, None], sin[:, None, None]).permute(2, 0, 3, 1, 4)
-    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
-    return scores.masked_fill(~torch.ones(T, T, dtype=torch.bool, device=x.device).tril(), float('-inf')).softmax(-1)
+    return attention_weights(q, k, torch.ones(T, T, dtype=torch.bool, device=x.device).tril())  # 04_attention's softmax(q kᵀ/√d), causal
 
 @torch.no_grad()
 def attention_maps(model, ids):

@@ -38,10 +38,17 @@ class TextModel:
         return self.tokenizer.decode([int(i) for i in ids])
 
     @torch.inference_mode()
-    def logits(self, idx):
-        "float32 next-token logits `(B, T, vocab)` for token ids `idx` `(B, T)` (pad on the right: no mask needed)."
+    def logits(self, idx, at=None):
+        "float32 next-token logits `(B, T, vocab)` for token ids `idx` `(B, T)` (pad on the right: no mask needed); only at the positions the bool mask `at` `(B, T)` marks, `(N, vocab)`, when given."
         if idx.shape[-1] > self.context: raise ValueError(f'{self.name}: {idx.shape[-1]} tokens exceed the context of {self.context}')
-        return self.model(idx.to(self.device)).float()
+        idx = idx.to(self.device)
+        if at is None: return self.model(idx).float()
+        at, ln_f = at.to(self.device), getattr(self.model, 'ln_f', None)
+        if ln_f is None: return self.model(idx).float()[at]  # a model of another library: all logits, then the ones asked for
+        # our GPT ends with head(ln_f(x)): hand ln_f only the kept positions, and the head, the widest product, runs on those alone
+        hook = ln_f.register_forward_pre_hook(lambda module, args: (args[0][at],))
+        try: return self.model(idx).float()
+        finally: hook.remove()
 
 # %% ../nbs/09c_textmodel.ipynb #e4e8caf2
 DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16}
@@ -149,8 +156,9 @@ def story_losses(tm, stories, max_tokens=4096, progress=False):
         x, real = pad_batch([seqs[rows[r][0]][rows[r][1]:rows[r][2]] for r in batch], tm.eot_id)
         scored = real[:, 1:].clone()  # the logits at position t predict token t + 1
         for j, r in enumerate(batch): scored[j, :rows[r][3] - rows[r][1] - 1] = False  # tokens the window only reads
-        logits = tm.logits(x)[:, :-1]
-        losses = F.cross_entropy(logits[scored.to(logits.device)], x[:, 1:][scored].to(logits.device), reduction='none')
+        at = torch.cat([scored, torch.zeros(len(batch), 1, dtype=torch.bool)], 1)  # the logits of position t score token t + 1
+        logits = tm.logits(x, at)
+        losses = F.cross_entropy(logits, x[:, 1:][scored].to(logits.device), reduction='none')
         story_of = torch.tensor([rows[r][0] for r in batch]).repeat_interleave(scored.sum(1))
         nats.index_add_(0, story_of, losses.double().cpu())
     return [(n, len(seq) - 1, len(s.encode('utf-8'))) for n, seq, s in zip(nats.tolist(), seqs, stories)]
