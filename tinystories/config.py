@@ -179,9 +179,10 @@ def option_type(f):
     return next((t for t in getattr(f.type, '__args__', (f.type,)) if t is not type(None)), f.type)
 
 def add_train_options(p):
-    "Add `--config`, `--resume` and an option for every `TrainConfig` field to the argparse parser `p`, with the field's help; all default to None (not given)."
+    "Add `--config`, `--resume`, `--force` and an option for every `TrainConfig` field to the argparse parser `p`, with the field's help; all default to None (not given)."
     p.add_argument('--config', type=Path, default=None, help='a TOML, JSON or YAML file of training settings (the options below, with _ for -)')
     p.add_argument('--resume', action='store_true', help="continue from the latest checkpoint in --out (the run's saved config is the base)")
+    p.add_argument('--force', action='store_true', help='train a new run into an --out that holds a model or a run: its checkpoints, final model, metrics and saved settings are removed first')
     for f in fields(TrainConfig):
         flag, t = '--' + f.name.replace('_', '-'), option_type(f)
         said = [str(LIMITS[f.name])] if f.name in LIMITS else []  # the allowed range, then the default

@@ -20,7 +20,8 @@ from .pretokenize import prepare
 from .loader import TokenFile
 from .config import read_config_file, add_train_options, config_from_args
 from .checkpoint import find_checkpoint
-from .train import train, evaluate, TrainingDiverged
+from .train import train, evaluate, TrainingDiverged, check_run_folder
+from .files import output_lock
 
 # %% ../nbs/09b_trainer.ipynb #aa602ced
 def corpus_files(data_dir, split, max_stories):
@@ -126,18 +127,20 @@ def start_wandb(cfg, out):
                       config=asdict(cfg), dir=str(out), mode=wandb_mode())
 
 # %% ../nbs/09b_trainer.ipynb #c8c36a94
-def run_training(cfg, resume=False):
+def run_training(cfg, resume=False, force=False):
     "`train` the run `cfg` as a program does: the allocator setting on a CPU, torchrun's process group, Ctrl-C and SIGTERM saving a checkpoint, W&B when `cfg.wandb`."
     with distributed(cfg.device) as (rank, local_rank, world_size):
         if pick_device(cfg.device, local_rank).type == 'cpu': keep_freed_memory()  # the big per-step tensors reused (above)
         loggers = [lambda run: start_wandb(run.cfg, run.out)] if cfg.wandb else []
         with StopSignals() as stop:
-            return train(cfg, resume, rank, local_rank, world_size, stop=stop, loggers=loggers)
+            return train(cfg, resume, rank, local_rank, world_size, stop=stop, loggers=loggers, force=force)
 
 # %% ../nbs/09b_trainer.ipynb #c103d625
 def command_config(args):
     "The `TrainConfig` of `tinystories train ARGS`; given no token files (no option, no config file, no run to resume), the sample data, made in --data-dir."
     cfg = config_from_args(args)
+    if int(os.environ.get('RANK', 0)) == 0:  # before the sample data is made; a run writing there now is named first
+        with output_lock(cfg.out): check_run_folder(cfg.out, args.resume, main=False, force=getattr(args, 'force', False))
     resuming = args.resume and (Path(cfg.out)/'config.resolved.json').is_file()
     if not resuming and args.train is None and 'train' not in (read_config_file(args.config) if args.config else {}):
         cfg.train, cfg.valid, cfg.tokenizer = map(str, prepare_sample(args.data_dir))
@@ -148,10 +151,12 @@ def train_command(args):
     start = time.perf_counter()
     try: cfg = command_config(args)
     except (ValueError, FileNotFoundError, TypeError, DownloadError) as e: sys.exit(f'tinystories train: {e}')
-    try: res = run_training(cfg, resume=args.resume)
+    try: res = run_training(cfg, resume=args.resume, force=getattr(args, 'force', False))
     except (TrainingDiverged, FileExistsError, FileNotFoundError, ValueError) as e: sys.exit(f'tinystories train: {e}')
     if int(os.environ.get('RANK', 0)) != 0: return
     print(run_report(res, cfg, wall_s=time.perf_counter() - start))
+    if res['status'] == 'interrupted':  # 128 + the signal's number, as a shell reports a command a signal stopped: scripts and schedulers see it
+        sys.exit(128 + getattr(signal.Signals, str(res.get('stopped_by')), signal.SIGINT))
     story = getattr(args, 'story', None)  # set by 10_generate's add_commands
     if story and cfg.sample_tokens and res['status'] == 'done' and res['start'] < res['max_steps']:
         print(story(res['out'], cfg.sample_tokens, cfg.seed))
