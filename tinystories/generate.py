@@ -5,13 +5,14 @@
 # %% auto #0
 __all__ = ['decode_steps', 'check_sampling_args', 'filter_logits', 'sample_next', 'TextStream', 'model_device', 'crop_prompt',
            'left_pad', 'forward_on_threads', 'register_decode_step', 'one_token_step', 'generate_ids', 'encode_prompt',
-           'stream_tokens', 'stream_generate', 'generate', 'generate_command', 'add_commands', 'StoryWidget']
+           'stream_tokens', 'stream_generate', 'generate', 'generate_command', 'add_commands', 'story_of_run',
+           'StoryWidget']
 
 # %% ../nbs/10_generate.ipynb #070aaac9
 import argparse, html, math, sys, time, warnings
 from pathlib import Path
 import torch
-from .model import GPT
+from .model import GPT, pick_device
 from .tokenizer import EOT, eot_id, load_tokenizer
 
 # %% ../nbs/10_generate.ipynb #f0eac3b2
@@ -198,8 +199,7 @@ def generate_command(args):
     "Run `tinystories generate`: print the prompt, then stream its continuation."
     try:
         check_sampling_args(args.temperature, args.top_k, args.top_p, args.max_new_tokens)
-        device = ('cuda' if torch.cuda.is_available() else 'cpu') if args.device == 'auto' else args.device
-        model, tokenizer = load_model_and_tokenizer(args.checkpoint, device, DTYPES[args.dtype])
+        model, tokenizer = load_model_and_tokenizer(args.checkpoint, pick_device(args.device), DTYPES[args.dtype])
     except (ValueError, FileNotFoundError, ImportError) as e: sys.exit(f'tinystories generate: {e}')
     print(args.prompt, end='', flush=True)
     for piece in stream_generate(model, tokenizer, args.prompt, args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.seed):
@@ -221,6 +221,14 @@ def add_commands(subparsers):
     p.add_argument('--dtype', default='fp32', choices=['fp32', 'bf16'], type=lambda s: {'float32': 'fp32', 'bfloat16': 'bf16'}.get(s, s),  # the old names still work
                    help='precision: fp32, or bf16 (the weights cast: faster for the bigger models) (default: fp32)')
     p.set_defaults(func=generate_command)
+    if 'train' in subparsers.choices:  # 09b's train command ends a finished run with a story; it can't import this notebook
+        subparsers.choices['train'].set_defaults(story=story_of_run)
+
+# %% ../nbs/10_generate.ipynb #5f0c1a7f
+def story_of_run(folder, max_new_tokens, seed=0, prompt='Once upon a time'):
+    "The story the model saved in run `folder` writes from `prompt` (prompt included): what `tinystories train` prints when a run finishes."
+    model, tokenizer = load_model_and_tokenizer(folder)
+    return prompt + generate(model, tokenizer, prompt, max_new_tokens=max_new_tokens, temperature=0.8, seed=seed)
 
 # %% ../nbs/10_generate.ipynb #464341f8
 class StoryWidget:

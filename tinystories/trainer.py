@@ -20,7 +20,8 @@ from .pretokenize import prepare
 from .loader import TokenFile
 from .config import read_config_file, add_train_options, config_from_args
 from .checkpoint import find_checkpoint
-from .train import train, evaluate, TrainingDiverged, check_run_folder
+from .train import train, evaluate, TrainingDiverged
+from .checkpoint import check_run_folder
 from .files import output_lock
 
 # %% ../nbs/09b_trainer.ipynb #aa602ced
