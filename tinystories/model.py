@@ -148,7 +148,7 @@ def preset_config(name, vocab_size, **overrides):
 
 # %% ../nbs/05_model.ipynb #9e5c4764
 def check_device(device):
-    "`device` as a `torch.device`, after checking that this machine has it."
+    "`device` as a `torch.device`, after checking that torch can use it."
     try: d = torch.device(device)
     except (RuntimeError, TypeError): raise ValueError(f'--device {device!r} is not a torch device: use cpu, cuda, cuda:1 or mps') from None
     if d.type == 'cuda':
