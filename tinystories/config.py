@@ -43,11 +43,13 @@ class TrainConfig:
     min_lr: float | None = knob(None, 'learning rate at the end of the cosine (default: lr / 10)')
     warmup_steps: int = knob(85, 'steps of linear warmup')
     weight_decay: float = knob(0.1, 'AdamW weight decay of the matrices')
+    dropout: float = knob(0.0, 'share of activations and attention weights zeroed in training: a regularizer for many passes over a small sample')
     beta1: float = knob(0.9, "AdamW's beta1: decay of its running mean of gradients")
     beta2: float = knob(0.95, "AdamW's beta2: decay of its running mean of squared gradients")
     grad_clip: float = knob(1.0, 'clip the gradient to this norm')
     eval_every: int = knob(100, 'evaluate every this many steps')
     eval_batches: int = knob(20, 'validation batches per evaluation during training (the final one scores the whole file)')
+    final_eval_batches: int | None = knob(None, 'batches of 16 windows the final evaluation scores (default: the whole validation file; a --time-budget too short for it sets this)')
     ckpt_every: int = knob(100, 'checkpoint every this many steps')
     keep_last: int = knob(3, 'checkpoints kept')
     seed: int = knob(0, 'seed of the initial weights and of the batches')
@@ -123,8 +125,8 @@ class Limit:
 
 LIMITS = dict(n_embd=Limit(1), n_layer=Limit(1), n_head=Limit(1), max_steps=Limit(1), stop_after=Limit(1), batch_size=Limit(1), context=Limit(1),
               grad_accum=Limit(1), tokens_per_step=Limit(1), lr=Limit(0, lo_open=True), min_lr=Limit(0), warmup_steps=Limit(0, zero='no warmup'),
-              weight_decay=Limit(0, zero='no decay'), beta1=Limit(0, 1), beta2=Limit(0, 1), grad_clip=Limit(0, zero='no clipping'),
-              eval_every=Limit(1), eval_batches=Limit(1), ckpt_every=Limit(1), keep_last=Limit(1), seed=Limit(0), sample_tokens=Limit(0, zero='no story'))
+              weight_decay=Limit(0, zero='no decay'), dropout=Limit(0, 1, zero='no dropout'), beta1=Limit(0, 1), beta2=Limit(0, 1), grad_clip=Limit(0, zero='no clipping'),
+              eval_every=Limit(1), eval_batches=Limit(1), final_eval_batches=Limit(1), ckpt_every=Limit(1), keep_last=Limit(1), seed=Limit(0), sample_tokens=Limit(0, zero='no story'))
 
 def limit_problem(name, value):
     "What is wrong with the number `value` of the `TrainConfig` field `name` (None when `LIMITS` allow it, or when it is None: not set)."
@@ -171,7 +173,7 @@ def resolve_config(config_file=None, base=None, **overrides):
 def model_config(cfg, vocab_size):
     "The `GPTConfig` of the run `cfg` for a tokenizer of `vocab_size` ids."
     shape = {k: getattr(cfg, k) for k in ('n_embd', 'n_layer', 'n_head') if getattr(cfg, k) is not None}
-    return preset_config(cfg.preset, vocab_size, context=cfg.context, **shape)
+    return preset_config(cfg.preset, vocab_size, context=cfg.context, dropout=cfg.dropout, **shape)
 
 # %% ../nbs/07_config.ipynb #448e2cb0
 def option_type(f):

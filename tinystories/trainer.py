@@ -20,7 +20,7 @@ from .pretokenize import prepare
 from .loader import TokenFile
 from .config import read_config_file, add_train_options, config_from_args
 from .checkpoint import find_checkpoint
-from .train import train, evaluate, TrainingDiverged
+from .train import train, evaluate, TrainingDiverged, final_eval_scope
 from .checkpoint import check_run_folder
 from .files import output_lock
 
@@ -192,7 +192,7 @@ def run_report(res, cfg, wall_s=None):
              f"  training loss          {num(res['loss'])}  (the last step's batch)",
              f"  validation loss        {num(res['val_loss'])}  (the first {cfg.eval_batches} batches of {cfg.valid}, as logged during training)"]
     if res.get('final_val_loss') is not None:
-        lines.append(f"  final validation loss  {num(res['final_val_loss'])}  (all of {cfg.valid}: what `tinystories evaluate` prints)")
+        lines.append(f"  final validation loss  {num(res['final_val_loss'])}  ({final_eval_scope(cfg)}: what `tinystories evaluate` prints" + (f' with --max-batches {cfg.final_eval_batches}' if cfg.final_eval_batches else '') + ")")
     if wall_s is not None: lines.append(f"  wall time              {int(wall_s // 60)} min {wall_s % 60:.0f} s  (this command: data, training, evaluation)")
     return '\n'.join(lines)
 
