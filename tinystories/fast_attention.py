@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['causal_bias', 'causal_attention_in_blocks', 'View', 'views', 'attention_library', 'fused_attention_library',
            'in_parallel', 'unit_float', 'empty_heads_last', 'FusedCausalAttention', 'fused_causal_attention',
-           'cpu_training_route', 'one_bf16_query_route', 'decode_attention']
+           'cpu_training_route', 'one_bf16_query_route', 'cpu_inference_route', 'decode_attention']
 
 # %% ../nbs/04b_fast_attention.ipynb #9c04012b
 import ctypes, functools, math, torch
@@ -122,7 +122,17 @@ def one_bf16_query_route(q, k, v, mask, dropout_p):
     with torch.autocast('cpu', enabled=False):  # which would cast the copies back to bf16
         return F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask, dropout_p=dropout_p).to(q.dtype)
 
+def cpu_inference_route(q, k, v, mask, dropout_p):
+    "Causal attention with no backward pass to follow, on the CPU: the fused kernel's forward for heads of at most 8 channels, SDPA on float32 copies for wider bf16 heads; None elsewhere."
+    if not (mask is None and q.shape[-2] == k.shape[-2] > 1 and not (torch.is_grad_enabled() and q.requires_grad) and q.device.type == 'cpu'): return None
+    if q.dtype not in (torch.float32, torch.bfloat16) or torch.compiler.is_compiling(): return None  # float64 stays exact; compiled graphs keep SDPA
+    if q.shape[-1] <= 8 and fused_attention_library() is not None: return fused_causal_attention(q, k, v)
+    if q.dtype == torch.bfloat16:
+        with torch.autocast('cpu', enabled=False):
+            return F.scaled_dot_product_attention(q.float(), k.float(), v.float(), is_causal=True).to(q.dtype)
+
 register_attention_route('cpu training', cpu_training_route)
+register_attention_route('cpu inference', cpu_inference_route)
 register_attention_route('one bf16 query', one_bf16_query_route)
 
 # %% ../nbs/04b_fast_attention.ipynb #63445216
