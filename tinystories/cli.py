@@ -64,9 +64,6 @@ def main(argv=None):
         except Exception as e: sys.exit(error_line(args.command, e))
 
 # %% ../nbs/12_cli.ipynb #c0de5a02
-import sys
-from pathlib import Path
-
 def course_data_problem(data_dir):
     "None when the course's samples and GPT-Neo's tokenizer are in `data_dir` (downloaded now if missing); else the one line that says what is missing."
     from tinystories.data import COURSE_STORIES, DataMissingError, all_missing, course_stories

@@ -4,16 +4,17 @@
 
 # %% auto #0
 __all__ = ['decode_steps', 'check_sampling_args', 'filter_logits', 'sample_next', 'TextStream', 'model_device', 'crop_prompt',
-           'left_pad', 'forward_on_threads', 'register_decode_step', 'one_token_step', 'generate_ids', 'encode_prompt',
+           'forward_on_threads', 'register_decode_step', 'one_token_step', 'generate_ids', 'encode_prompt',
            'stream_tokens', 'stream_generate', 'generate', 'generate_command', 'add_commands', 'story_of_run',
            'StoryWidget']
 
 # %% ../nbs/10_generate.ipynb #070aaac9
-import argparse, html, math, sys, time, warnings
+import html, math, sys, time, warnings
 from pathlib import Path
 import torch
 from .model import GPT, pick_device
-from .tokenizer import EOT, eot_id, load_tokenizer
+from .tokenizer import eot_id
+from .textmodel import pad_batch  # right-padded for scoring (09c), left-padded here
 
 # %% ../nbs/10_generate.ipynb #f0eac3b2
 def check_sampling_args(temperature=1.0, top_k=None, top_p=None, max_new_tokens=1):
@@ -85,16 +86,6 @@ def crop_prompt(ids, context):
     warnings.warn(f'the prompt is {len(ids)} tokens, longer than the model context of {context}: keeping its last {context} tokens')
     return list(ids[-context:])
 
-def left_pad(prompts, pad_id):
-    "Token ids (B, L) of `prompts` padded on the left to the longest, and a bool mask (B, L) of the real tokens."
-    L = max(len(p) for p in prompts)
-    ids = torch.full((len(prompts), L), pad_id, dtype=torch.long)
-    real = torch.zeros((len(prompts), L), dtype=torch.bool)
-    for i, p in enumerate(prompts):
-        if not p: raise ValueError(f'prompt {i} has no tokens: start it with the <|endoftext|> id')
-        ids[i, L - len(p):], real[i, L - len(p):] = torch.tensor(p), True
-    return ids, real
-
 # %% ../nbs/10_generate.ipynb #76de41ac
 def forward_on_threads(model, threads, *args, **kwargs):
     "`model(*args, **kwargs)` computed on `threads` torch threads (None: torch's current setting, unchanged), which are restored afterwards."
@@ -126,7 +117,7 @@ def generate_ids(model, prompts, max_new_tokens=200, temperature=1.0, top_k=None
     check_sampling_args(temperature, top_k, top_p, max_new_tokens)
     ctx, device = model.config.context, model_device(model)
     keep = max(ctx // 2, 1)
-    seq, real = left_pad([crop_prompt(p, ctx) for p in prompts], pad_id=0 if eot is None else eot)
+    seq, real = pad_batch([crop_prompt(p, ctx) for p in prompts], pad_id=0 if eot is None else eot, side='left')
     seq, real = seq.to(device), real.to(device)
     B = len(seq)
     gen = torch.Generator(device).manual_seed(seed) if seed is not None else None
@@ -191,7 +182,6 @@ def generate(model, tokenizer, prompt, max_new_tokens=200, temperature=1.0, top_
     return [tokenizer.decode(row) for row in new]
 
 # %% ../nbs/10_generate.ipynb #4b846f7b
-from .checkpoint import find_checkpoint  # one rule for every reader of checkpoints (08_checkpoint)
 from .textmodel import DTYPES, load_model_and_tokenizer  # the one loading path (09c_textmodel)
 
 # %% ../nbs/10_generate.ipynb #9fe0934c

@@ -9,7 +9,7 @@ __all__ = ['HF_MISSING', 'PAPER_MODELS', 'require_transformers', 'TransformersLM
            'print_comparison']
 
 # %% ../nbs/13_hf.ipynb #b7fe397a
-import argparse, inspect, json, os, sys, tempfile
+import argparse, inspect, json, os
 from pathlib import Path
 import torch
 from torch import nn
@@ -18,7 +18,7 @@ from .tokenizer import BASE, eot_id
 from .attention import KVCache
 from .model import GPTConfig
 from .model import pick_device
-from .textmodel import register_loader, load_model_and_tokenizer, load_text_model, is_our_checkpoint, story_scores
+from .textmodel import register_loader, load_model_and_tokenizer, load_text_model, story_scores
 
 # %% ../nbs/13_hf.ipynb #7524da15
 HF_MISSING = "this needs Hugging Face transformers, an optional extra of tinystories: pip install 'tinystories[hf]'"

@@ -7,7 +7,7 @@ __all__ = ['PRESETS', 'GPTConfig', 'MLP', 'Block', 'GPT', 'param_counts', 'prese
            'save_model', 'load_model']
 
 # %% ../nbs/05_model.ipynb #da07493c
-import json, math, os, torch
+import json, math, torch
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 import torch.nn.functional as F

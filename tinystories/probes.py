@@ -9,7 +9,7 @@ __all__ = ['CATEGORIES', 'PROBES_FILE', 'CHANCE', 'FIELDS', 'Probe', 'ProbeFileE
            'probe_command', 'add_commands']
 
 # %% ../nbs/14_probes.ipynb #39c353c6
-import argparse, json, math, re, sys, time
+import json, math, re, sys, time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path

@@ -10,7 +10,7 @@ __all__ = ['thousands', 'HASH_BASE', 'study_config', 'finished_config', 'train_r
            'shared_run_at']
 
 # %% ../nbs/11_study.ipynb #ab8b3eba
-import json, math, shutil, time
+import json, shutil, time
 from dataclasses import asdict
 from pathlib import Path
 import numpy as np
