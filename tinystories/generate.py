@@ -9,7 +9,7 @@ __all__ = ['decode_steps', 'check_sampling_args', 'filter_logits', 'sample_next'
            'StoryWidget']
 
 # %% ../nbs/10_generate.ipynb #070aaac9
-import html, math, sys, time, warnings
+import html, math, time, warnings
 from pathlib import Path
 import torch
 from .model import GPT, pick_device
@@ -187,10 +187,8 @@ from .textmodel import DTYPES, load_model_and_tokenizer  # the one loading path 
 # %% ../nbs/10_generate.ipynb #9fe0934c
 def generate_command(args):
     "Run `tinystories generate`: print the prompt, then stream its continuation."
-    try:
-        check_sampling_args(args.temperature, args.top_k, args.top_p, args.max_new_tokens)
-        model, tokenizer = load_model_and_tokenizer(args.checkpoint, pick_device(args.device), DTYPES[args.dtype])
-    except (ValueError, FileNotFoundError, ImportError) as e: sys.exit(f'tinystories generate: {e}')
+    check_sampling_args(args.temperature, args.top_k, args.top_p, args.max_new_tokens)  # a mistake raises; the console script says it in one line
+    model, tokenizer = load_model_and_tokenizer(args.checkpoint, pick_device(args.device), DTYPES[args.dtype])
     print(args.prompt, end='', flush=True)
     for piece in stream_generate(model, tokenizer, args.prompt, args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.seed):
         print(piece, end='', flush=True)

@@ -14,13 +14,13 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 from .model import load_model, pick_device
-from .data import hub_filename, download_tinystories, largest_sample, DownloadError, DataMissingError, all_missing
+from .data import hub_filename, download_tinystories, largest_sample, DataMissingError, all_missing
 from .tokenizer import tokenizer_sha256, trim_tokenizer, gpt_neo_folder
 from .pretokenize import prepare
 from .loader import TokenFile
 from .config import read_config_file, add_train_options, config_from_args
 from .checkpoint import find_checkpoint
-from .train import train, evaluate, TrainingDiverged, final_eval_scope
+from .train import train, evaluate, final_eval_scope
 from .checkpoint import check_run_folder
 from .files import output_lock
 
@@ -149,11 +149,9 @@ def command_config(args):
 
 def train_command(args):
     "Run `tinystories train`."
-    start = time.perf_counter()
-    try: cfg = command_config(args)
-    except (ValueError, FileNotFoundError, TypeError, DownloadError) as e: sys.exit(f'tinystories train: {e}')
-    try: res = run_training(cfg, resume=args.resume, force=getattr(args, 'force', False))
-    except (TrainingDiverged, FileExistsError, FileNotFoundError, ValueError) as e: sys.exit(f'tinystories train: {e}')
+    start = time.perf_counter()  # a mistake raises its own message; the console script (12_cli) prints it as one line
+    cfg = command_config(args)
+    res = run_training(cfg, resume=args.resume, force=getattr(args, 'force', False))
     if int(os.environ.get('RANK', 0)) != 0: return
     print(run_report(res, cfg, wall_s=time.perf_counter() - start))
     if res['status'] == 'interrupted':  # 128 + the signal's number, as a shell reports a command a signal stopped: scripts and schedulers see it
@@ -169,15 +167,13 @@ def evaluate_command(args):
     for name in ('batch_size', 'max_batches', 'context', 'buckets'):
         if (v := getattr(args, name)) is not None and v < 1: sys.exit(f'tinystories evaluate: --{name.replace("_", "-")} {v}: must be at least 1')
     device = pick_device(args.device)
-    try:
-        ckpt = find_checkpoint(args.checkpoint)
-        model = load_model(ckpt, device)
-        sha = tokenizer_sha256(ckpt/'tokenizer.json') if (ckpt/'tokenizer.json').is_file() else None
-        context = args.context or model.config.context
-        if context > model.config.context:
-            raise ValueError(f'--context {context} is longer than the context of {ckpt}, {model.config.context} tokens: use --context {model.config.context} or less')
-        data = TokenFile(args.data, vocab_size=model.config.vocab_size, tokenizer_sha256=sha, context=context)
-    except (ValueError, FileNotFoundError) as e: sys.exit(f'tinystories evaluate: {e}')
+    ckpt = find_checkpoint(args.checkpoint)
+    model = load_model(ckpt, device)
+    sha = tokenizer_sha256(ckpt/'tokenizer.json') if (ckpt/'tokenizer.json').is_file() else None
+    context = args.context or model.config.context
+    if context > model.config.context:
+        raise ValueError(f'--context {context} is longer than the context of {ckpt}, {model.config.context} tokens: use --context {model.config.context} or less')
+    data = TokenFile(args.data, vocab_size=model.config.vocab_size, tokenizer_sha256=sha, context=context)
     ev = evaluate(model, data, args.batch_size, context, args.max_batches, args.buckets, args.dtype, device, progress=True)
     scored = 'all of it' if args.max_batches is None else f'its first {args.max_batches} batches of {args.batch_size}'
     print(f'{ckpt} on {args.data} ({scored}), {context}-token windows\npositions    loss')
