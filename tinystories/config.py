@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['LIMITS', 'knob', 'TrainConfig', 'type_problem', 'parse_config_file', 'read_config_file', 'Limit', 'limit_problem',
-           'duration_seconds', 'check_config', 'resolve_config', 'model_config', 'option_type', 'add_train_options',
-           'saved_config', 'config_from_args']
+           'duration_seconds', 'check_config', 'resolve_config', 'model_config', 'final_eval_scope', 'option_type',
+           'add_train_options', 'saved_config', 'config_from_args']
 
 # %% ../nbs/07_config.ipynb #1d851b19
 import argparse, json, math, re, tomllib
@@ -174,6 +174,11 @@ def model_config(cfg, vocab_size):
     "The `GPTConfig` of the run `cfg` for a tokenizer of `vocab_size` ids."
     shape = {k: getattr(cfg, k) for k in ('n_embd', 'n_layer', 'n_head') if getattr(cfg, k) is not None}
     return preset_config(cfg.preset, vocab_size, context=cfg.context, dropout=cfg.dropout, **shape)
+
+def final_eval_scope(cfg):
+    "What the final evaluation of the run `cfg` scores, in words."
+    n = cfg.final_eval_batches
+    return f'the whole of {cfg.valid}' if n is None else f'the first {n} batches of 16 windows of {cfg.valid}'
 
 # %% ../nbs/07_config.ipynb #448e2cb0
 def option_type(f):

@@ -6,9 +6,8 @@
 __all__ = ['BUDGET_PROBE', 'FINAL_EVAL_SHARE', 'param_groups', 'make_optimizer', 'lr_at', 'lm_loss', 'autocast',
            'accumulate_gradients', 'buckets', 'evaluate', 'TrainingDiverged', 'Run', 'train_step', 'usable_dtype',
            'open_data', 'save_run_config', 'start_run', 'read_metrics', 'last_values', 'MetricsLog', 'plot_losses',
-           'final_eval_scope', 'RunLog', 'final_eval_batches', 'budget_steps', 'human_duration', 'budget_due',
-           'fix_budget', 'evaluation_due', 'checkpoint_due', 'evaluate_run', 'save_run_checkpoint', 'end_session',
-           'finish', 'train']
+           'RunLog', 'final_eval_batches', 'budget_steps', 'human_duration', 'budget_due', 'fix_budget',
+           'evaluation_due', 'checkpoint_due', 'evaluate_run', 'save_run_checkpoint', 'end_session', 'finish', 'train']
 
 # %% ../nbs/09_train.ipynb #4779aeb9
 import contextlib, json, math, sys, time, warnings
@@ -23,7 +22,7 @@ from .model import GPT, param_counts, pick_device
 from .files import write_atomic, output_lock
 from .tokenizer import load_tokenizer, tokenizer_sha256
 from .loader import TokenFile
-from .config import TrainConfig, model_config, duration_seconds
+from .config import TrainConfig, model_config, duration_seconds, final_eval_scope
 from .checkpoint import latest_checkpoint, save_checkpoint, save_final_model, resume_checkpoint, check_run_folder, clear_run_folder
 
 # %% ../nbs/09_train.ipynb #f0fe7be6
@@ -249,11 +248,6 @@ def plot_losses(run, ax=None, save=True):
     return ax
 
 # %% ../nbs/09_train.ipynb #c100c283
-def final_eval_scope(cfg):
-    "What the final evaluation of the run `cfg` scores, in words."
-    n = cfg.final_eval_batches
-    return f'the whole of {cfg.valid}' if n is None else f'the first {n} batches of 16 windows of {cfg.valid}'
-
 class RunLog:
     "What a session reports, as a context manager: rank 0 writes metrics.jsonl, W&B and the progress bar; every rank keeps the latest losses."
     def __init__(self, run, loggers=()):

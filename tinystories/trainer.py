@@ -18,9 +18,9 @@ from .data import hub_filename, download_tinystories, largest_sample, DataMissin
 from .tokenizer import tokenizer_sha256, trim_tokenizer, gpt_neo_folder
 from .pretokenize import prepare
 from .loader import TokenFile
-from .config import read_config_file, add_train_options, config_from_args
+from .config import read_config_file, add_train_options, config_from_args, final_eval_scope
 from .checkpoint import find_checkpoint
-from .train import train, evaluate, final_eval_scope
+from .train import train, evaluate
 from .checkpoint import check_run_folder
 from .files import output_lock
 
