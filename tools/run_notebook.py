@@ -27,6 +27,25 @@ def skipped(cell, flags):
     return bool(flags & d.keys())
 
 
+def squash_progress(text):
+    "`text` with each progress bar's redrawn states (separated by carriage returns) reduced to the last one, and nested bars' redraws left out: a saved output shows where each bar ended, not every step."
+    lines = []
+    for line in text.split('\n'):
+        if '\x1b[A' in line: continue  # a nested bar redrawn in place (cursor up): transient, gone when it ends
+        states = [s for s in line.split('\r') if s.strip()]
+        if states or '\r' not in line: lines.append(states[-1] if states else line)
+    return '\n'.join(lines)
+
+
+def squash_outputs(nb):
+    "Apply `squash_progress` to every stream output of `nb` that redraws a progress bar."
+    for c in nb.cells:
+        for o in c.get('outputs', []):
+            if o.get('output_type') == 'stream':
+                text = ''.join(o['text']) if isinstance(o['text'], list) else o['text']
+                if '\r' in text or '\x1b[A' in text: o['text'] = squash_progress(text)
+
+
 def run_notebook(path, force_flags=()):
     "Execute `path` in its own folder, keep outputs of the cells that ran, write it back, stop at the first error."
     path = Path(path).resolve()
@@ -38,6 +57,7 @@ def run_notebook(path, force_flags=()):
         for c in nb.cells:
             if not skipped(c, flags) and c.cell_type == 'code': c.outputs = []
         shell.run_all(nb, exc_stop=True, preproc=lambda c: skipped(c, flags))
+    squash_outputs(nb)
     write_nb(nb, path)
     subprocess.run(['nbdev_clean', '--fname', str(path)], check=True)
 
@@ -46,7 +66,13 @@ if __name__ == '__main__':
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('notebooks', nargs='+', type=Path)
     ap.add_argument('--flags', default='', help='test flags to run that are normally skipped (e.g. "slow")')
+    ap.add_argument('--squash-only', action='store_true', help="run nothing: only reduce the saved progress bars to their last state")
     a = ap.parse_args()
+    if a.squash_only:
+        for nb in a.notebooks:
+            book = read_nb(nb); squash_outputs(book); write_nb(book, nb)
+            subprocess.run(['nbdev_clean', '--fname', str(nb)], check=True)
+        sys.exit()
     for nb in a.notebooks:
         print(f'running {nb}', flush=True)
         try: run_notebook(nb, a.flags.split())
