@@ -44,6 +44,7 @@ def squash_outputs(nb):
             if o.get('output_type') == 'stream':
                 text = ''.join(o['text']) if isinstance(o['text'], list) else o['text']
                 if '\r' in text or '\x1b[A' in text: o['text'] = squash_progress(text)
+        if 'outputs' in c: c.outputs = [o for o in c.outputs if o.get('output_type') != 'stream' or str(o.get('text', '')).strip()]  # a bar that ended cleared
 
 
 def run_notebook(path, force_flags=()):
