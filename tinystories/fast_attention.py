@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['causal_bias', 'causal_attention_in_blocks', 'View', 'views', 'attention_library', 'fused_attention_library',
            'in_parallel', 'unit_float', 'empty_heads_last', 'FusedCausalAttention', 'fused_causal_attention',
-           'cpu_training_route', 'one_bf16_query_route', 'cpu_inference_route', 'decode_attention']
+           'cpu_training_route', 'sdpa_in_float32', 'one_bf16_query_route', 'cpu_inference_route', 'decode_attention']
 
 # %% ../nbs/04b_fast_attention.ipynb #9c04012b
 import ctypes, functools, math, torch
@@ -116,20 +116,23 @@ def cpu_training_route(q, k, v, mask, dropout_p):
     if small and low and dropout_p == 0 and not torch.compiler.is_compiling() and fused_attention_library() is not None: return fused_causal_attention(q, k, v)
     if q.dtype == torch.bfloat16 or small: return causal_attention_in_blocks(q, k, v, dropout_p)
 
-def one_bf16_query_route(q, k, v, mask, dropout_p):
-    "One bf16 query over a cache on the CPU: SDPA on float32 copies (bf16 SDPA is the slow one there); None elsewhere."
-    if not (q.shape[-2] == 1 and q.dtype == torch.bfloat16 and q.device.type == 'cpu'): return None
+def sdpa_in_float32(q, k, v, mask=None, dropout_p=0.0):
+    "SDPA on float32 copies of bf16 `q`, `k`, `v`, back in bf16: on a CPU, bf16 SDPA is the slow one (causal when `mask` is None and there is more than one query)."
     with torch.autocast('cpu', enabled=False):  # which would cast the copies back to bf16
-        return F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask, dropout_p=dropout_p).to(q.dtype)
+        return F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask, dropout_p=dropout_p,
+                                              is_causal=mask is None and q.shape[-2] > 1).to(q.dtype)
+
+def one_bf16_query_route(q, k, v, mask, dropout_p):
+    "One bf16 query over a cache on the CPU: `sdpa_in_float32`; None elsewhere."
+    if not (q.shape[-2] == 1 and q.dtype == torch.bfloat16 and q.device.type == 'cpu'): return None
+    return sdpa_in_float32(q, k, v, mask, dropout_p)
 
 def cpu_inference_route(q, k, v, mask, dropout_p):
     "Causal attention with no backward pass to follow, on the CPU: the fused kernel's forward for heads of at most 8 channels, SDPA on float32 copies for wider bf16 heads; None elsewhere."
     if not (mask is None and q.shape[-2] == k.shape[-2] > 1 and not (torch.is_grad_enabled() and q.requires_grad) and q.device.type == 'cpu'): return None
     if q.dtype not in (torch.float32, torch.bfloat16) or torch.compiler.is_compiling(): return None  # float64 stays exact; compiled graphs keep SDPA
     if q.shape[-1] <= 8 and fused_attention_library() is not None: return fused_causal_attention(q, k, v)
-    if q.dtype == torch.bfloat16:
-        with torch.autocast('cpu', enabled=False):
-            return F.scaled_dot_product_attention(q.float(), k.float(), v.float(), is_causal=True).to(q.dtype)
+    if q.dtype == torch.bfloat16: return sdpa_in_float32(q, k, v)
 
 register_attention_route('cpu training', cpu_training_route)
 register_attention_route('cpu inference', cpu_inference_route)

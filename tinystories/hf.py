@@ -97,7 +97,7 @@ def neox_config(c: GPTConfig, eot):
         vocab_size=c.vocab_size, hidden_size=c.n_embd, num_hidden_layers=c.n_layer, num_attention_heads=c.n_head,
         intermediate_size=4 * c.n_embd, hidden_act='gelu', rotary_pct=1.0, rotary_emb_base=c.rope_base,
         max_position_embeddings=c.context, layer_norm_eps=1e-5, use_parallel_residual=False, tie_word_embeddings=c.tie_embeddings,
-        attention_bias=c.bias, hidden_dropout=c.dropout, attention_dropout=c.dropout, bos_token_id=eot, eos_token_id=eot,
+        attention_bias=c.bias, hidden_dropout=c.dropout, attention_dropout=c.attn_dropout, bos_token_id=eot, eos_token_id=eot,
         architectures=['GPTNeoXForCausalLM'])
 
 def neox_qkv_rows(w, n_head):

@@ -29,13 +29,15 @@ class GPTConfig:
     context: int = 512
     tie_embeddings: bool = True  # head shares the token embedding, as in GPT-Neo
     bias: bool = True            # biases in Linear and LayerNorm, as in GPT-2
-    dropout: float = 0.0
+    dropout: float = 0.0         # share of activations zeroed in training: after the embedding and each branch
+    attn_dropout: float = 0.0    # share of attention weights zeroed in training (any keeps training off the fused kernel of 04b)
     rope_base: float = 10000.0
 
     def __post_init__(self):
         for k in ('vocab_size', 'n_embd', 'n_layer', 'n_head', 'context'):  # a count of 0 would divide by zero or build nothing
             if isinstance(v := getattr(self, k), bool) or not isinstance(v, int) or v < 1: raise ValueError(f'{k} must be a whole number of at least 1, got {v!r}')
-        if not 0 <= self.dropout < 1: raise ValueError(f'dropout must be at least 0 and below 1, got {self.dropout!r}')
+        for k in ('dropout', 'attn_dropout'):
+            if not 0 <= (v := getattr(self, k)) < 1: raise ValueError(f'{k} must be at least 0 and below 1, got {v!r}')
         if not self.rope_base > 1: raise ValueError(f'rope_base must be above 1, got {self.rope_base!r}')
         if self.n_embd % self.n_head: raise ValueError(f'n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})')
         if (self.n_embd // self.n_head) % 2: raise ValueError(f'head size n_embd/n_head = {self.n_embd // self.n_head} must be even for RoPE')
@@ -57,7 +59,7 @@ class Block(nn.Module):
     def __init__(self, c: GPTConfig, layer_idx=0):
         super().__init__()
         self.ln1 = nn.LayerNorm(c.n_embd, bias=c.bias)
-        self.attn = CausalSelfAttention(c.n_embd, c.n_head, c.bias, c.dropout, layer_idx)
+        self.attn = CausalSelfAttention(c.n_embd, c.n_head, c.bias, c.attn_dropout, layer_idx)
         self.drop = nn.Dropout(c.dropout)
         self.ln2 = nn.LayerNorm(c.n_embd, bias=c.bias)
         self.mlp = MLP(c)

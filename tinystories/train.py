@@ -22,7 +22,7 @@ from .model import GPT, param_counts, pick_device
 from .files import write_atomic, output_lock
 from .tokenizer import load_tokenizer, tokenizer_sha256
 from .loader import TokenFile
-from .config import TrainConfig, model_config, duration_seconds, final_eval_scope
+from .config import TrainConfig, model_config, duration_seconds, final_eval_scope, EVAL_BATCH_SIZE
 from .checkpoint import latest_checkpoint, save_checkpoint, save_final_model, resume_checkpoint, check_run_folder, clear_run_folder
 
 # %% ../nbs/09_train.ipynb #f0fe7be6
@@ -323,9 +323,9 @@ def fix_budget(run, log):
     cfg, c = run.cfg, run.clock
     step_s = (c['step'] - c['first_step']) / (BUDGET_PROBE - 1)  # the first step also pays for one-time setup
     t = time.perf_counter()
-    evaluate(run.model, run.valid_data, 16, cfg.context, 2, dtype='fp32', device=run.device, rank=run.rank, world_size=run.world_size)
-    per_batch = (time.perf_counter() - t) / max(1, run.valid_data.n_eval_batches(16, cfg.context, 2, run.rank, run.world_size))
-    n_final = run.valid_data.n_eval_batches(16, cfg.context, cfg.final_eval_batches, run.rank, run.world_size)
+    evaluate(run.model, run.valid_data, EVAL_BATCH_SIZE, cfg.context, 2, dtype='fp32', device=run.device, rank=run.rank, world_size=run.world_size)
+    per_batch = (time.perf_counter() - t) / max(1, run.valid_data.n_eval_batches(EVAL_BATCH_SIZE, cfg.context, 2, run.rank, run.world_size))
+    n_final = run.valid_data.n_eval_batches(EVAL_BATCH_SIZE, cfg.context, cfg.final_eval_batches, run.rank, run.world_size)
     budget = duration_seconds(cfg.time_budget)
     if capped := cfg.final_eval_batches is None and (n := final_eval_batches(budget, per_batch, n_final)) is not None: cfg.final_eval_batches = n_final = n
     whole_s = per_batch * n_final
@@ -352,7 +352,7 @@ def checkpoint_due(run): return run.step % run.cfg.ckpt_every == 0 or run.step =
 def evaluate_run(run, whole=False):
     "`evaluate` of `run`'s model: on the first `eval_batches` batches as during training, or (`whole`) on the whole validation file in fp32, as `tinystories evaluate` scores it."
     # whole batches go to each rank, so the windows evaluated don't depend on the number of processes
-    if whole: return evaluate(run.model, run.valid_data, 16, run.cfg.context, run.cfg.final_eval_batches, dtype='fp32', device=run.device, rank=run.rank, world_size=run.world_size, progress=run.main)
+    if whole: return evaluate(run.model, run.valid_data, EVAL_BATCH_SIZE, run.cfg.context, run.cfg.final_eval_batches, dtype='fp32', device=run.device, rank=run.rank, world_size=run.world_size, progress=run.main)
     t = time.perf_counter()
     ev = evaluate(run.model, run.valid_data, run.cfg.batch_size, run.cfg.context, run.cfg.eval_batches, dtype=run.cfg.dtype,
                   device=run.device, rank=run.rank, world_size=run.world_size)

@@ -18,7 +18,7 @@ from .data import hub_filename, download_tinystories, largest_sample, DataMissin
 from .tokenizer import tokenizer_sha256, trim_tokenizer, gpt_neo_folder
 from .pretokenize import prepare
 from .loader import TokenFile
-from .config import read_config_file, add_train_options, config_from_args, final_eval_scope
+from .config import read_config_file, add_train_options, config_from_args, final_eval_scope, EVAL_BATCH_SIZE
 from .checkpoint import find_checkpoint
 from .train import train, evaluate
 from .checkpoint import check_run_folder
@@ -212,7 +212,7 @@ def add_commands(sub):
                                    'Prints the loss by position buckets, then `loss <mean>` as the last line.')
     e.add_argument('--checkpoint', type=Path, required=True, help='a checkpoint folder, or a run folder (its final model or latest checkpoint)')
     e.add_argument('--data', type=Path, default=None, help='a token file (.bin from `tinystories prepare`)')
-    e.add_argument('--batch-size', type=int, default=16, help='windows per batch (default: 16)')
+    e.add_argument('--batch-size', type=int, default=EVAL_BATCH_SIZE, help=f'windows per batch (default: {EVAL_BATCH_SIZE})')
     e.add_argument('--context', type=int, default=None, help="window length (default: the model's context)")
     e.add_argument('--max-batches', type=int, default=None, help='evaluate only the first this many batches (default: the whole file)')
     e.add_argument('--buckets', type=int, default=8, help='number of position buckets (default: 8)')
