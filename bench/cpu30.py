@@ -24,11 +24,17 @@ BASE = ['--train', 'data/cpu30/train.bin', '--valid', 'data/cpu30/valid.bin', '-
         '--batch-size', '16', '--context', '128', '--eval-every', '500', '--ckpt-every', '500']
 CANDIDATES = {  # name: options on top of BASE; `main` is the five-minute main job's recipe
     'main':        ['--preset', '3M', '--lr', '7e-3', '--weight-decay', '0.1'],
-    'drop10':      ['--preset', '3M', '--lr', '7e-3', '--weight-decay', '0.1', '--dropout', '0.1'],
-    'drop20-wd3':  ['--preset', '3M', '--lr', '7e-3', '--weight-decay', '0.3', '--dropout', '0.2'],
-    'wide4-drop10': ['--preset', '3M', '--n-embd', '192', '--n-layer', '4', '--n-head', '24', '--lr', '5e-3', '--weight-decay', '0.1', '--dropout', '0.1'],
-    '8M-drop10':   ['--preset', '8M', '--lr', '3e-3', '--weight-decay', '0.1', '--dropout', '0.1'],
-    'drop10-ctx256': ['--preset', '3M', '--lr', '7e-3', '--weight-decay', '0.1', '--dropout', '0.1', '--batch-size', '8', '--context', '256'],
+    'drop10':      ['--preset', '3M', '--lr', '7e-3', '--weight-decay', '0.1', '--dropout', '0.1', '--attn-dropout', '0.1'],
+    'drop20-wd3':  ['--preset', '3M', '--lr', '7e-3', '--weight-decay', '0.3', '--dropout', '0.2', '--attn-dropout', '0.2'],
+    'wide4-drop10': ['--preset', '3M', '--n-embd', '192', '--n-layer', '4', '--n-head', '24', '--lr', '5e-3', '--weight-decay', '0.1', '--dropout', '0.1', '--attn-dropout', '0.1'],
+    '8M-drop10':   ['--preset', '8M', '--lr', '3e-3', '--weight-decay', '0.1', '--dropout', '0.1', '--attn-dropout', '0.1'],
+    'drop10-ctx256': ['--preset', '3M', '--lr', '7e-3', '--weight-decay', '0.1', '--dropout', '0.1', '--attn-dropout', '0.1', '--batch-size', '8', '--context', '256'],
+    # dropout of activations only: attention keeps the fused kernel, so these get the steps of `main`
+    'rdrop10':     ['--preset', '3M', '--lr', '7e-3', '--weight-decay', '0.1', '--dropout', '0.1'],
+    'rdrop20':     ['--preset', '3M', '--lr', '7e-3', '--weight-decay', '0.1', '--dropout', '0.2'],
+    'rdrop30':     ['--preset', '3M', '--lr', '7e-3', '--weight-decay', '0.1', '--dropout', '0.3'],
+    'rdrop10-ctx256': ['--preset', '3M', '--lr', '7e-3', '--weight-decay', '0.1', '--dropout', '0.1', '--batch-size', '8', '--context', '256'],
+    'rdrop20-ctx256': ['--preset', '3M', '--lr', '7e-3', '--weight-decay', '0.1', '--dropout', '0.2', '--batch-size', '8', '--context', '256'],
 }
 
 
