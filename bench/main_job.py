@@ -34,7 +34,7 @@ import argparse, contextlib, json, math, os, shutil, sys, time
 from pathlib import Path
 import numpy as np, torch
 from tinystories.config import TrainConfig
-from tinystories.train import read_metrics
+from tinystories.checkpoint import read_metrics
 from tinystories.trainer import run_training, prepare_sample
 
 

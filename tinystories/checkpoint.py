@@ -6,7 +6,7 @@
 __all__ = ['CKPT_RE', 'RUN_FILES', 'rng_state', 'cuda_states_to_restore', 'set_rng_state', 'checkpoints', 'latest_checkpoint',
            'tokenizer_file', 'save_checkpoint', 'load_checkpoint', 'find_checkpoint', 'save_final_model',
            'CheckpointMismatch', 'check_resumable', 'resume_checkpoint', 'run_contents', 'check_run_folder',
-           'clear_run_folder']
+           'clear_run_folder', 'read_metrics', 'last_values', 'MetricsLog']
 
 # %% ../nbs/08_checkpoint.ipynb #ca80d331
 import json, random, re, shutil, sys, warnings
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from .model import save_model, load_model
 from .tokenizer import tokenizer_sha256
-from .files import DiskFullError, atomic_path, remove_stale_temps, no_space, remove_path
+from .files import DiskFullError, atomic_path, remove_stale_temps, no_space, remove_path, write_atomic
 
 # %% ../nbs/08_checkpoint.ipynb #a0f40da0
 def rng_state():
@@ -158,3 +158,37 @@ def clear_run_folder(out):
     "Remove from the folder `out` what a model or a run wrote there (`run_contents`), nothing else."
     for name in run_contents(out): remove_path(Path(out)/name)
 
+
+# %% ../nbs/08_checkpoint.ipynb #158dff62
+def read_metrics(run):
+    "The records of the run folder `run`'s `metrics.jsonl`, in order."
+    path = Path(run)/'metrics.jsonl'
+    if not path.is_file(): return []
+    lines, recs = path.read_text(encoding='utf-8', errors='replace').split('\n'), []
+    fix = 'delete that line, or move the file away (it is the log of losses, for the plot and the report; training does not need it)'
+    for n, line in enumerate(lines, 1):
+        if not line.strip(): continue
+        try: rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            if n == len(lines):  # the last line, with no newline: a write cut short by a kill
+                warnings.warn(f'{path}: its last line is cut short ({e.msg}), so it is left out', stacklevel=2); continue
+            raise ValueError(f'{path}: line {n} is not a JSON record ({e.msg} at column {e.colno}): {fix}') from None
+        if not isinstance(rec, dict) or isinstance(rec.get('step'), bool) or not isinstance(rec.get('step'), int):
+            raise ValueError(f'{path}: line {n} is not a metrics record (a JSON object with an integer "step"): {fix}')
+        recs.append(rec)
+    return recs
+
+def last_values(recs, *keys):
+    "The last value of each of `keys` among the metrics records `recs` (None for a key no record has)."
+    return [next((r[k] for r in reversed(recs) if k in r), None) for k in keys]
+
+class MetricsLog:
+    "Appends records to `run/metrics.jsonl`, first dropping those after `resume_step` (all of them for a fresh run)."
+    def __init__(self, run, resume_step=0):
+        self.path = Path(run)/'metrics.jsonl'
+        kept = [r for r in read_metrics(run) if r['step'] <= resume_step]
+        write_atomic(self.path, ''.join(json.dumps(r) + '\n' for r in kept))
+        self.f = open(self.path, 'a')
+    def log(self, **record):
+        self.f.write(json.dumps(record) + '\n'); self.f.flush()
+    def close(self): self.f.close()

@@ -22,7 +22,7 @@ from .attention import attention_weights
 from .model import load_model, param_counts
 from .pretokenize import read_sidecar
 from .config import TrainConfig
-from .train import read_metrics, last_values
+from .checkpoint import read_metrics, last_values
 from .trainer import run_training
 from .textmodel import bits_per_byte
 
