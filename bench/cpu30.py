@@ -3,12 +3,12 @@
 Every candidate trains through `tinystories train --time-budget` on the course's sample as CI seeds it: both training
 heads (TinyStories V1, first 2,316 stories, and V2, first 1,726: 4,042 stories, 850k tokens with the course's tokenizer),
 and is scored as a user would score it, by `tinystories evaluate --stories` on the whole V1 validation sample (1,540
-stories), in bits per byte. 30 minutes on two cores is about 18 passes over that sample, so the search is mostly about
+stories), in bits per byte. 30 minutes on two cores is 12 to 15 passes over that sample, so the search is mostly about
 regularization: dropout and weight decay, and which shape uses its minutes best.
 
     python bench/cpu30.py --prepare                            # data/cpu30/{train,valid}.bin (stories from data/tinystories or the Hub)
     OMP_NUM_THREADS=1 python bench/cpu30.py --run A B --budget 15m &   # screen: two candidates at once, a core each
-    python bench/cpu30.py --run cpu30 --budget 30m             # the chosen recipe, both cores
+    python bench/cpu30.py --run rdrop20 --budget 30m           # a finalist, both cores (rdrop20 is bench/cpu30.toml)
     python bench/cpu30.py --report                             # the table (bench/results/cpu30.md) and the best story (cpu30_story.md)
 
 A candidate's run folder is runs/cpu30/NAME-BUDGET-THREADSt; results accumulate in bench/results/cpu30.json.

@@ -117,7 +117,7 @@ class Run:
     start: int = 0                # the step this session began at: a resumed checkpoint's
     step: int = 0
     stopped_by: str | None = None # the signal some process was asked to stop by (Ctrl-C, SIGTERM)
-    clock: dict = field(default_factory=dict)  # when the session began and its last step ended; seconds of its last evaluation and checkpoint
+    clock: dict = field(default_factory=dict)  # when the session began, its last step ended and a budget was planned (with the step); seconds of its last evaluation and checkpoint
     plan: dict | None = None      # a time budget's plan, while this session may re-make it
     @property
     def stopping(self): return self.stopped_by is not None
@@ -326,7 +326,7 @@ def replan_budget(run, log):
     if run.world_size > 1:
         t = torch.tensor([steps], device=run.device); dist.all_reduce(t, op=dist.ReduceOp.MIN); steps = int(t)
     if steps == cfg.max_steps: return
-    tok_s, moved = cfg.batch_size * cfg.context * cfg.grad_accum * (run.step - step0) / (now - t0), abs(steps - cfg.max_steps) >= cfg.max_steps / 100
+    tok_s, moved = cfg.batch_size * cfg.context * cfg.grad_accum / step_s, abs(steps - cfg.max_steps) >= cfg.max_steps / 100
     cfg.max_steps = p['steps'] = steps
     p['replanned_at'] = run.step
     if run.main: save_run_config(run, budget=p)
