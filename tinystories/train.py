@@ -327,8 +327,8 @@ def replan_budget(run, log):
         t = torch.tensor([steps], device=run.device); dist.all_reduce(t, op=dist.ReduceOp.MIN); steps = int(t)
     if steps == cfg.max_steps: return
     tok_s, moved = cfg.batch_size * cfg.context * cfg.grad_accum / step_s, abs(steps - cfg.max_steps) >= cfg.max_steps / 100
+    p['replanned_at'], p['replanned_from'] = run.step, cfg.max_steps
     cfg.max_steps = p['steps'] = steps
-    p['replanned_at'] = run.step
     if run.main: save_run_config(run, budget=p)
     log.bar.total = run.end; log.bar.refresh()
     if moved: log.say(f'time budget {p["time_budget"]}: at step {run.step}, {tok_s:,.0f} tokens/s since the plan: about {steps:,} steps')
