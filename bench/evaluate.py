@@ -15,7 +15,8 @@ turn, `--rounds` times (so a change of load hits them alike; each figure is the 
   evaluation of a run (fp32) and `tinystories evaluate --data` do it; tokens/s counts the targets scored.
 
 The ratio columns divide each evaluation's tokens/s by the training step's. Goal (issue 29): evaluation at least 3x the
-training step's tokens/s for 1M, 3M and 8M. The header line says the CPU, threads and load average; nothing is asserted.
+training step's tokens/s for 1M, 3M and 8M. Both sides run with `keep_freed_memory` set, as `tinystories train`,
+`evaluate` and `probe` set it on a CPU. The header line says the CPU, threads and load average; nothing is asserted.
 """
 import argparse, os, platform, statistics, sys, tempfile, time
 from itertools import islice
@@ -52,8 +53,10 @@ def main():
     from tinystories.pretokenize import prepare
     from tinystories.tokenizer import course_tokenizer, load_tokenizer, eot_id
     from tinystories.train import autocast, evaluate, lm_loss, make_optimizer
+    from tinystories.trainer import keep_freed_memory
     from tinystories.textmodel import TextModel, length_batches, padding_share, story_scores, story_windows
     if args.threads: torch.set_num_threads(args.threads)
+    kept = keep_freed_memory()  # as the commands set it: the big tensors of each step and batch reused
     data = root / 'data'
     tok_dir = course_tokenizer(data)
     tok = load_tokenizer(tok_dir)
@@ -64,7 +67,7 @@ def main():
         vbin = prepare([valid], tok_dir, Path(d) / 'valid.bin')
         print(f'{cpu_name()}, {os.cpu_count()} CPUs, torch {torch.__version__} on {torch.get_num_threads()} threads, '
               f'load average {os.getloadavg()[0]:.2f} at start, {time.strftime("%Y-%m-%d")}; training step {cfg.batch_size} x {cfg.context} '
-              f'{cfg.dtype}; {len(stories)} validation stories; median of {args.rounds} rounds\n', flush=True)
+              f'{cfg.dtype}; {len(stories)} validation stories; median of {args.rounds} rounds; keep_freed_memory {kept}\n', flush=True)
         print('| preset | non-emb params | train tok/s | stories fp32 tok/s | x train | stories bf16 tok/s | x train | windows fp32 tok/s | x train | padding |')
         print('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|', flush=True)
         for name in args.presets:

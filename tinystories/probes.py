@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 import tinystories
 from .model import pick_device
+from .trainer import keep_freed_memory
 from .textmodel import load_text_model, pad_batch
 import tinystories.hf  # registers transformers folders and Hub ids with load_text_model (13_hf)
 
@@ -200,7 +201,9 @@ def probe_command(args):
     "Run `tinystories probe`: print the accuracy table of a model on the probe set."
     if args.batch_size < 1: sys.exit(f'tinystories probe: --batch-size {args.batch_size}: must be at least 1')  # before the model is loaded
     probes = load_probes(args.probes)  # a mistake raises: `cli.main` says it in one line
-    model = load_text_model(args.checkpoint, pick_device(args.device), args.dtype)
+    device = pick_device(args.device)
+    if device.type == 'cpu': keep_freed_memory()  # each batch's logits reused, not mapped afresh (09b_trainer)
+    model = load_text_model(args.checkpoint, device, args.dtype)
     print(probe_report(model, probes, args.batch_size)[1])
 
 def add_commands(subparsers):
