@@ -11,6 +11,9 @@ turn, `--rounds` times (so a change of load hits them alike; each figure is the 
 - **stories fp32 / bf16**: `tinystories evaluate --stories`' scoring (`textmodel.story_scores`) of the first `--stories`
   validation stories of the course sample, weights in fp32 (the command's default) or cast to bf16 (`--dtype bf16`);
   tokens/s counts the tokens scored (each story's tokens and its closing end-of-text), as the command reports them;
+- **step's forward**: the training step's own forward pass and loss alone (the same batch and autocast, in inference
+  mode): how fast evaluation could be at the step's shape and precision, and so the ceiling of what "x train" can
+  reach without making the forward pass itself faster (which would make training faster too);
 - **windows**: `train.evaluate` over the validation token file in windows of the model's context, as the final
   evaluation of a run (fp32) and `tinystories evaluate --data` do it; tokens/s counts the targets scored.
 
@@ -68,8 +71,8 @@ def main():
         print(f'{cpu_name()}, {os.cpu_count()} CPUs, torch {torch.__version__} on {torch.get_num_threads()} threads, '
               f'load average {os.getloadavg()[0]:.2f} at start, {time.strftime("%Y-%m-%d")}; training step {cfg.batch_size} x {cfg.context} '
               f'{cfg.dtype}; {len(stories)} validation stories; median of {args.rounds} rounds; keep_freed_memory {kept}\n', flush=True)
-        print('| preset | non-emb params | train tok/s | stories fp32 tok/s | x train | stories bf16 tok/s | x train | windows fp32 tok/s | x train | padding |')
-        print('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|', flush=True)
+        print('| preset | non-emb params | train tok/s | step\'s forward tok/s | x train | stories fp32 tok/s | x train | stories bf16 tok/s | x train | windows fp32 tok/s | x train | padding |')
+        print('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|', flush=True)
         for name in args.presets:
             torch.manual_seed(0)
             model = GPT(preset_config(name, tok.get_vocab_size(), context=cfg.context))
@@ -84,6 +87,9 @@ def main():
                 loss.backward(); torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip); opt.step(); opt.zero_grad(set_to_none=True)
             def train_steps():
                 for _ in range(args.steps): step()
+            def forwards():
+                with torch.inference_mode(), autocast('cpu', cfg.dtype):
+                    for _ in range(args.steps): lm_loss(model(x[:, :-1]), x[:, 1:])
             vdata = TokenFile(vbin, vocab_size=tok.get_vocab_size(), context=cfg.context)
             def windows(): return evaluate(model, vdata, 16, cfg.context, args.windows, dtype='fp32')
             n_scored = story_scores(tm32, stories[:4])['tokens'] and story_scores(tm32, stories)['tokens']  # warm-up, and the count
@@ -91,14 +97,15 @@ def main():
             lengths = [b - a for ids in tm32.encode_batch(stories) for a, b, _ in story_windows(len(ids) + 2, cfg.context)]
             pad = padding_share(lengths, length_batches(lengths, 4096))
             n_windows = min(args.windows, vdata.n_eval_batches(16, cfg.context, args.windows)) * 16 * cfg.context
-            t = {k: [] for k in ('train', 'fp32', 'bf16', 'windows')}
+            t = {k: [] for k in ('train', 'forward', 'fp32', 'bf16', 'windows')}
             for _ in range(args.rounds):
                 t['train'].append(args.steps * cfg.batch_size * cfg.context / timed(train_steps))
+                t['forward'].append(args.steps * cfg.batch_size * cfg.context / timed(forwards))
                 t['fp32'].append(n_scored / timed(lambda: story_scores(tm32, stories)))
                 t['bf16'].append(n_scored / timed(lambda: story_scores(tm16, stories)))
                 t['windows'].append(n_windows / timed(windows))
             m = {k: statistics.median(v) for k, v in t.items()}
-            print(f"| {name} | {param_counts(model)['non_embedding']:,} | {m['train']:,.0f} | {m['fp32']:,.0f} | {m['fp32'] / m['train']:.2f}x "
+            print(f"| {name} | {param_counts(model)['non_embedding']:,} | {m['train']:,.0f} | {m['forward']:,.0f} | {m['forward'] / m['train']:.2f}x | {m['fp32']:,.0f} | {m['fp32'] / m['train']:.2f}x "
                   f"| {m['bf16']:,.0f} | {m['bf16'] / m['train']:.2f}x | {m['windows']:,.0f} | {m['windows'] / m['train']:.2f}x | {pad:.1%} |", flush=True)
         print(f'\nload average {os.getloadavg()[0]:.2f} at the end')
 
