@@ -85,7 +85,7 @@ def run(name, budget, threads):
     out_text, err_text = tinystories('train', *BASE, *CANDIDATES[name], '--time-budget', budget, '--out', out, '--force')
     log = out_text + err_text
     train_s = time.time() - t0
-    ev = tinystories('evaluate', '--checkpoint', out, '--stories', str(VALID_STORIES))[0]
+    ev = tinystories('evaluate', '--checkpoint', out, '--stories', str(VALID_STORIES.relative_to(ROOT)))[0]  # as a user types it: no machine's own paths in the results
     plan = re.search(r'about ([\d,]+) steps of .*? at ([\d,]+) tokens/s', log)
     cfg = json.loads((ROOT/out/'config.resolved.json').read_text())['train']
     steps = cfg['max_steps']
