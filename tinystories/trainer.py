@@ -162,12 +162,12 @@ def train_command(args):
 
 def evaluate_command(args):
     "Run `tinystories evaluate`: the loss by position buckets, then the mean loss as the last line (`--stories`, bits per byte, is added by `13_hf`)."
-    if pick_device(args.device).type == 'cpu': keep_freed_memory()  # scoring's logits are as big as a training step's (above)
+    device = pick_device(args.device)
+    if device.type == 'cpu': keep_freed_memory()  # scoring's logits are as big as a training step's (above)
     if getattr(args, 'stories', None) is not None: return args.stories_command(args)
     if args.data is None: sys.exit('tinystories evaluate: give --data TOKENS.bin (loss by position)' + (' or --stories STORIES.txt (loss per token and bits per byte)' if hasattr(args, 'stories') else ''))
     for name in ('batch_size', 'max_batches', 'context', 'buckets'):
         if (v := getattr(args, name)) is not None and v < 1: sys.exit(f'tinystories evaluate: --{name.replace("_", "-")} {v}: must be at least 1')
-    device = pick_device(args.device)
     ckpt = find_checkpoint(args.checkpoint)
     model = load_model(ckpt, device)
     sha = tokenizer_sha256(ckpt/'tokenizer.json') if (ckpt/'tokenizer.json').is_file() else None
