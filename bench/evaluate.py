@@ -55,7 +55,8 @@ def main():
     from tinystories.model import GPT, preset_config, param_counts
     from tinystories.pretokenize import prepare
     from tinystories.tokenizer import course_tokenizer, load_tokenizer, eot_id
-    from tinystories.train import autocast, evaluate, lm_loss, make_optimizer
+    from tinystories.optim import make_optimizer
+    from tinystories.train import autocast, evaluate, lm_loss
     from tinystories.trainer import keep_freed_memory
     from tinystories.textmodel import TextModel, length_batches, padding_share, story_scores, story_windows
     if args.threads: torch.set_num_threads(args.threads)

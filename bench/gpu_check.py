@@ -42,7 +42,8 @@ if str(ROOT) not in sys.path: sys.path.insert(0, str(ROOT))  # this checkout's p
 # The package's public names this check uses, in one place.
 from tinystories.model import GPT, preset_config, param_counts
 from tinystories.config import resolve_config, TrainConfig
-from tinystories.train import train, make_optimizer, lm_loss, autocast
+from tinystories.optim import make_optimizer
+from tinystories.train import train, lm_loss, autocast
 from tinystories.loader import TokenFile
 from tinystories.generate import generate_ids
 from tinystories.tokenizer import course_tokenizer, load_tokenizer, eot_id

@@ -51,7 +51,8 @@ from tinystories.model import GPT, param_counts
 from tinystories.loader import TokenFile
 from tinystories.config import resolve_config, model_config
 from tinystories.model import pick_device
-from tinystories.train import make_optimizer, param_groups, accumulate_gradients
+from tinystories.optim import make_optimizer, param_groups
+from tinystories.train import accumulate_gradients
 from tinystories.trainer import keep_freed_memory
 
 def peak_matmul_flops(dtype, device, n=4096, reps=5):

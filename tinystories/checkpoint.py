@@ -85,7 +85,10 @@ def load_checkpoint(ckpt, model, optimizer=None):
     model.load_state_dict(load_model(ckpt).state_dict())
     # our own file; it holds numpy's RNG state, which the weights-only unpickler refuses
     state = torch.load(ckpt/'train_state.pt', map_location='cpu', weights_only=False)
-    if optimizer is not None: optimizer.load_state_dict(state['optimizer'])
+    if optimizer is not None:
+        if set(state['optimizer']) != set(optimizer.state_dict()):  # AdamW's state has 'state' and 'param_groups'; MuonAdamW's (08b_optimizer) 'muon' and 'adamw'
+            raise CheckpointMismatch(f'{ckpt} holds the state of another optimizer than this run uses: resume with the --optimizer it was trained with, or train into another --out')
+        optimizer.load_state_dict(state['optimizer'])
     set_rng_state(state['rng'])
     return state
 

@@ -44,7 +44,8 @@ class TrainConfig:
     lr: float = knob(7e-3, 'peak learning rate (after warmup)')
     min_lr: float | None = knob(None, 'learning rate at the end of the cosine (default: lr / 10)')
     warmup_steps: int = knob(85, 'steps of linear warmup')
-    weight_decay: float = knob(0.1, 'AdamW weight decay of the matrices')
+    weight_decay: float = knob(0.1, 'weight decay of the matrices')
+    optimizer: str = knob('adamw', "'adamw', or 'muon': Muon (momentum made orthogonal) for the blocks' matrices and AdamW for the rest, at the same --lr (08b_optimizer)")
     dropout: float = knob(0.0, 'share of activations (after the embedding and each branch) zeroed in training: a regularizer for many passes over a small sample')
     attn_dropout: float = knob(0.0, 'share of attention weights zeroed in training (slower on a CPU: it needs the blocks path instead of the fused kernel)')
     beta1: float = knob(0.9, "AdamW's beta1: decay of its running mean of gradients")
@@ -150,6 +151,7 @@ def check_config(cfg):
         if problem := type_problem(f, getattr(cfg, f.name)): raise ValueError(problem)
     if cfg.preset not in PRESETS: raise ValueError(f'preset {cfg.preset!r} is not one of {list(PRESETS)}')
     if cfg.dtype not in ('bf16', 'fp32'): raise ValueError(f"dtype {cfg.dtype!r}: use 'bf16' or 'fp32'")
+    if cfg.optimizer not in ('adamw', 'muon'): raise ValueError(f"optimizer {cfg.optimizer!r}: use 'adamw' or 'muon'")
     for k in LIMITS:
         if problem := limit_problem(k, getattr(cfg, k)): raise ValueError(problem)
     if cfg.time_budget is not None: duration_seconds(cfg.time_budget)
