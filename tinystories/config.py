@@ -35,7 +35,7 @@ class TrainConfig:
     out: str | None = knob(None, 'run folder: checkpoints, metrics, plots, final model (default: runs/PRESET)')
     max_steps: int = knob(850, 'optimizer steps the schedule is planned for')
     stop_after: int | None = knob(None, 'end this session after this step with a checkpoint (resume later with --resume)')
-    time_budget: str | None = knob(None, "train for about this long ('90s', '30m', '2h'): the first steps are timed, then max_steps is fixed (and refined at the evaluations of the first half) so that warmup, "
+    time_budget: str | None = knob(None, "train for about this long ('90s', '30m', '2h'): the first steps are timed, then max_steps is fixed (and refined at each evaluation) so that warmup, "
                                    'the cosine, evaluations and checkpoints end on time (saved in the run, so --resume keeps it). For the same run on every machine, give --max-steps instead (default: None)')
     batch_size: int = knob(16, 'sequences per micro-step, over all processes')
     context: int = knob(128, "tokens per training window: the model's context length")

@@ -253,7 +253,7 @@ class RunLog:
 
 # %% ../nbs/09_train.ipynb #ef5ae43b
 BUDGET_PROBE = 8  # steps timed before a time budget fixes max_steps
-REPLAN_SHARE = 0.5  # the plan is re-made at each evaluation in this first share of its steps
+REPLAN_SHARE = 0.5  # in this first share of its steps a re-plan may lengthen the run; after it, only shorten it
 FINAL_EVAL_SHARE = 0.1  # at most this share of a time budget goes to the final evaluation
 
 def final_eval_batches(budget_s, batch_s, n_batches):
@@ -303,15 +303,16 @@ def fix_budget(run, log):
             (f'; the final evaluation scores {final_eval_scope(cfg)}, which fits a tenth of the budget' if capped else ''))
     return plan
 
-def replan_due(run): return run.plan is not None and run.step % run.cfg.eval_every == 0 and run.step <= REPLAN_SHARE * run.cfg.max_steps  # by step: every process agrees
+def replan_due(run): return run.plan is not None and run.step % run.cfg.eval_every == 0  # by step: every process agrees
 
 def replan_budget(run, log):
-    "Re-fix `max_steps` from the pace of the steps since the plan, evaluations and checkpoints included; say so when it moves by 1% or more."
+    "Re-fix `max_steps` from the pace of the steps since the plan, evaluations and checkpoints included (past `REPLAN_SHARE` of the count, only lower it); say so when it moves by 1% or more."
     p, cfg, now = run.plan, run.cfg, time.perf_counter()
     t0, step0 = run.clock['planned']
     step_s = (now - t0) / (run.step - step0)
     end_s = p['eval_s'] + 2 * p['ckpt_s'] + p['final_eval_s'] + 1.0  # the last step's evaluation and checkpoint, the final evaluation, the final save
     steps = budget_steps(duration_seconds(p['time_budget']), now - run.clock['began'], run.step, step_s, 0, 0, end_s, 1, 1)
+    if run.step > REPLAN_SHARE * cfg.max_steps: steps = min(steps, cfg.max_steps)  # late, ending on time matters more than a few more steps
     if run.world_size > 1:
         t = torch.tensor([steps], device=run.device); dist.all_reduce(t, op=dist.ReduceOp.MIN); steps = int(t)
     if steps == cfg.max_steps: return

@@ -204,7 +204,7 @@ def add_commands(sub):
                                    'Under `torchrun --nproc_per_node N $(which tinystories) train ...` it trains with DistributedDataParallel. '
                                    'Length: --max-steps (with --batch-size, --context and --grad-accum) gives the same run, to the bit, on every machine: use it to '
                                    'compare runs or reproduce one; --time-budget 30m gives the best run that fits in that time on this machine: the step count is '
-                                   'fixed after timing the first steps, refined at the evaluations of the first half, and kept by --resume.')
+                                   'fixed after timing the first steps, refined at each evaluation, and kept by --resume.')
     add_train_options(p)  # --config, --resume and every TrainConfig field (07_config)
     p.add_argument('--data-dir', type=Path, default=Path('data'), help='where to find or make the sample data when no --train is given (default: data)')
     p.set_defaults(func=train_command)
