@@ -37,7 +37,7 @@ CANDIDATES = {  # name: options on top of BASE; `main` is the five-minute main j
     'rdrop20-ctx256': ['--preset', '3M', '--lr', '7e-3', '--weight-decay', '0.1', '--dropout', '0.2', '--batch-size', '8', '--context', '256'],
     # 8M with heads of 8 channels, as the 3M preset has: attention keeps the fused kernel
     '8M-h32-rdrop10': ['--preset', '8M', '--n-head', '32', '--lr', '3e-3', '--weight-decay', '0.1', '--dropout', '0.1'],
-    # Muon for the blocks' matrices (09_train): it learns more from each step
+    # Muon for the blocks' matrices (08b_optimizer): it learns more from each step
     'muon-rdrop10': ['--preset', '3M', '--lr', '7e-3', '--weight-decay', '0.1', '--dropout', '0.1', '--optimizer', 'muon'],
     'muon-rdrop20': ['--preset', '3M', '--lr', '7e-3', '--weight-decay', '0.1', '--dropout', '0.2', '--optimizer', 'muon'],
     'muon-rdrop30': ['--preset', '3M', '--lr', '7e-3', '--weight-decay', '0.1', '--dropout', '0.3', '--optimizer', 'muon'],
