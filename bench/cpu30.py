@@ -47,6 +47,8 @@ CANDIDATES = {  # name: options on top of BASE; `main` is the five-minute main j
     'muon-rdrop10-d2z-lr10': ['--preset', '3M', '--lr', '1e-2', '--min-lr', '0', '--weight-decay', '0.1', '--dropout', '0.1', '--optimizer', 'muon'],
     'muon-rdrop10-d2z-lr12': ['--preset', '3M', '--lr', '1.2e-2', '--min-lr', '0', '--weight-decay', '0.1', '--dropout', '0.1', '--optimizer', 'muon'],
     'muon-rdrop10-d2z-lr14': ['--preset', '3M', '--lr', '1.4e-2', '--min-lr', '0', '--weight-decay', '0.1', '--dropout', '0.1', '--optimizer', 'muon'],
+    # the same options once Muon steps the matrices of each shape as one stack (StackedMuon, 08b_optimizer): the same numbers per step, more steps per minute
+    'muon-rdrop10-d2z-lr10-stacked': ['--preset', '3M', '--lr', '1e-2', '--min-lr', '0', '--weight-decay', '0.1', '--dropout', '0.1', '--optimizer', 'muon'],
 }
 
 
