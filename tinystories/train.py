@@ -27,12 +27,13 @@ from .optim import make_optimizer
 from .checkpoint import latest_checkpoint, save_checkpoint, save_final_model, resume_checkpoint, check_run_folder, clear_run_folder, read_metrics, last_values, MetricsLog
 
 # %% ../nbs/09_train.ipynb #d1013f05
-def lr_at(step, lr, min_lr, warmup_steps, max_steps):
-    "Learning rate of optimizer step `step` (0-based): linear warmup to `lr`, then cosine decay to `min_lr` at `max_steps`."
+def lr_at(step, lr, min_lr, warmup_steps, max_steps, schedule='cosine'):
+    "Learning rate of optimizer step `step` (0-based): linear warmup to `lr`, then a half cosine (or, with `schedule='linear'`, a straight line) down to `min_lr` at `max_steps`."
     if step < warmup_steps: return lr * (step + 1) / warmup_steps
     if step >= max_steps: return min_lr
     progress = (step - warmup_steps) / max(1, max_steps - warmup_steps)
-    return min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (lr - min_lr)
+    left = 1 - progress if schedule == 'linear' else 0.5 * (1 + math.cos(math.pi * progress))  # the share of the way down still ahead
+    return min_lr + left * (lr - min_lr)
 
 # %% ../nbs/09_train.ipynb #9c0e855d
 def lm_loss(logits, targets, reduction='mean'):
@@ -120,7 +121,7 @@ class Run:
 def train_step(run, stop_requested=None):
     "One optimizer step of `run` at the schedule's rate: its metrics record (the loss averaged over all processes)."
     cfg, t0 = run.cfg, time.perf_counter()
-    lr = lr_at(run.step, cfg.lr, cfg.min_lr, cfg.warmup_steps, cfg.max_steps)
+    lr = lr_at(run.step, cfg.lr, cfg.min_lr, cfg.warmup_steps, cfg.max_steps, cfg.schedule)
     for g in run.optimizer.param_groups: g['lr'] = lr
     local = accumulate_gradients(run.net, run.train_data, run.step, cfg, run.rank, run.world_size, run.device)
     # one all-reduce carries the loss and whether any process was asked to stop
