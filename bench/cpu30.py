@@ -49,6 +49,10 @@ CANDIDATES = {  # name: options on top of BASE; `main` is the five-minute main j
     'muon-rdrop10-d2z-lr14': ['--preset', '3M', '--lr', '1.4e-2', '--min-lr', '0', '--weight-decay', '0.1', '--dropout', '0.1', '--optimizer', 'muon'],
     # the same options once Muon steps the matrices of each shape as one stack (StackedMuon, 08b_optimizer): the same numbers per step, more steps per minute
     'muon-rdrop10-d2z-lr10-stacked': ['--preset', '3M', '--lr', '1e-2', '--min-lr', '0', '--weight-decay', '0.1', '--dropout', '0.1', '--optimizer', 'muon'],
+    'muon-rdrop10-d2z-lr12-stacked': ['--preset', '3M', '--lr', '1.2e-2', '--min-lr', '0', '--weight-decay', '0.1', '--dropout', '0.1', '--optimizer', 'muon'],
+    'muon-rdrop05-d2z-lr12': ['--preset', '3M', '--lr', '1.2e-2', '--min-lr', '0', '--weight-decay', '0.1', '--dropout', '0.05', '--optimizer', 'muon'],
+    # a straight line down to zero instead of the cosine (--schedule linear, 09_train)
+    'muon-rdrop10-lin-lr10': ['--preset', '3M', '--lr', '1e-2', '--min-lr', '0', '--schedule', 'linear', '--weight-decay', '0.1', '--dropout', '0.1', '--optimizer', 'muon'],
 }
 
 
@@ -108,6 +112,7 @@ def run(name, budget, threads):
                final_val_loss=float(final[1]) if final else None, evaluate=ev.strip().splitlines()[-6:], load_start=round(load0, 2),
                load_end=round(os.getloadavg()[0], 2), cpu=cpu_name(), date=time.strftime('%Y-%m-%d'))
     m = re.search(r'bits per byte\D*([0-9.]+)', ev); rec['bits_per_byte'] = float(m[1]) if m else None
+    if 'muon' in CANDIDATES[name]: rec['muon_step'] = 'stacked'  # StackedMuon (08b_optimizer); the runs before it took torch.optim.Muon's step
     rec['story'] = out_text.split('(this command: data, training, evaluation)\n', 1)[-1].strip()  # what `train` prints last
     m = re.search(r'loss per token\D*([0-9.]+)', ev); rec['story_loss'] = float(m[1]) if m else None
     rec['tokens'] = steps * cfg['batch_size'] * cfg['context'] * cfg['grad_accum']
@@ -129,10 +134,12 @@ def report():
              '|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|']
     n_train = 850_131
     for r in rows:
-        lines.append(f"| {r['name']} | `{' '.join(r['options'])}` | {r['budget']} | {r['threads']} | {r['steps']:,} | {r['tokens']:,} | {r['tokens'] / n_train:.1f} "
-                     f"| {r['train_loss']:.3f} | {r['final_val_loss']:.3f} | {r['story_loss']:.3f} | **{r['bits_per_byte']:.3f}** | {r['wall_s'] / 60:.1f} min |")
+        lines.append(f"| {r['name']}{' †' if r.get('muon_step') == 'stacked' else ''} | `{' '.join(r['options'])}` | {r['budget']} | {r['threads']} | {r['steps']:,} | {r['tokens']:,} | {r['tokens'] / n_train:.1f} "
+                     f"| {r['train_loss']:.3f} | {r['final_val_loss']:.3f} | {r['story_loss']:.4f} | **{r['bits_per_byte']:.4f}** | {r['wall_s'] / 60:.1f} min |")
     cpus = {c: sorted({r['date'] for r in rows if r['cpu'] == c}) for c in sorted({r['cpu'] for r in rows})}
-    cap = f"{'; '.join(f'{c}, {os.cpu_count()} cores, ' + ' and '.join(d) for c, d in cpus.items())}. Bits per byte: `tinystories evaluate --stories` on the 1,540 V1 validation stories."
+    cap = (f"{'; '.join(f'{c}, {os.cpu_count()} cores, ' + ' and '.join(d) for c, d in cpus.items())}. Bits per byte: `tinystories evaluate --stories` on the 1,540 V1 validation stories. "
+           "†: Muon's step as `StackedMuon` (08b_optimizer), one batched Newton–Schulz per matrix shape; the other Muon rows took `torch.optim.Muon`'s, one matrix at a time: "
+           "the same numbers per step, about a tenth fewer steps per minute (`bench/results/muon_step.md`).")
     text = '\n'.join(lines) + '\n\n' + cap + '\n'
     (RESULTS.with_suffix('.md')).write_text(text); print(text)
     finals = [r for r in rows if r['budget'] == '30m' and r.get('story') and r['wall_s'] <= 30 * 60]  # a run that overran is no 30-minute result
