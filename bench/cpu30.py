@@ -139,7 +139,7 @@ def report():
     cpus = {c: sorted({r['date'] for r in rows if r['cpu'] == c}) for c in sorted({r['cpu'] for r in rows})}
     cap = (f"{'; '.join(f'{c}, {os.cpu_count()} cores, ' + ' and '.join(d) for c, d in cpus.items())}. Bits per byte: `tinystories evaluate --stories` on the 1,540 V1 validation stories. "
            "†: Muon's step as `StackedMuon` (08b_optimizer), one batched Newton–Schulz per matrix shape; the other Muon rows took `torch.optim.Muon`'s, one matrix at a time: "
-           "the same numbers per step, about a tenth fewer steps per minute (`bench/results/muon_step.md`).")
+           "the same numbers per step, in a training step 1% to 10% longer (`bench/results/muon_step.md`).")
     text = '\n'.join(lines) + '\n\n' + cap + '\n'
     (RESULTS.with_suffix('.md')).write_text(text); print(text)
     finals = [r for r in rows if r['budget'] == '30m' and r.get('story') and r['wall_s'] <= 30 * 60]  # a run that overran is no 30-minute result

@@ -10,13 +10,13 @@ Nothing is asserted.
 
 usage: python bench/muon_step.py [--preset 3M] [--rounds 5] [--steps 20] [--threads 2]
 """
-import argparse, statistics, sys, time
+import argparse, dataclasses, statistics, sys, time
 from pathlib import Path
 import torch
 from tinystories.config import resolve_config, model_config
 from tinystories.loader import TokenFile
 from tinystories.model import GPT
-from tinystories.optim import MuonAdamW, StackedMuon, param_groups, make_optimizer
+from tinystories.optim import MuonAdamW, StackedMuon, make_optimizer
 from tinystories.tokenizer import course_tokenizer, load_tokenizer
 from tinystories.train import accumulate_gradients
 from tinystories.trainer import keep_freed_memory
@@ -63,9 +63,9 @@ def main():
     for name, ms in opt_ms.items(): print(f'| {name} | {ms:.1f} |')
     print(f"\nStackedMuon: {opt_ms['torch.optim.Muon'] / opt_ms['StackedMuon']:.2f}x faster\n")
 
-    makers = {'AdamW': lambda m: make_optimizer(m, resolve_config(**{**vars(cfg), 'optimizer': 'adamw'})),
+    makers = {'AdamW': lambda m: make_optimizer(m, dataclasses.replace(cfg, optimizer='adamw')),
               'Muon (torch.optim.Muon)': lambda m: TorchMuonAdamW(m, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2)),
-              'Muon (StackedMuon)': lambda m: MuonAdamW(m, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2))}
+              'Muon (StackedMuon)': lambda m: make_optimizer(m, cfg)}
     runs = {}
     for name, make in makers.items():
         torch.manual_seed(0); model = GPT(mcfg); opt = make(model)

@@ -42,10 +42,9 @@ class StackedMuon(torch.optim.Muon):
     def step(self):
         for g in self.param_groups:
             ps = [p for p in g['params'] if p.grad is not None]
-            for p in ps:
-                buf = self.state[p].setdefault('momentum_buffer', torch.zeros_like(p))
-                buf.lerp_(p.grad, 1 - g['momentum'])
-            updates = [p.grad.lerp(self.state[p]['momentum_buffer'], g['momentum']) if g['nesterov'] else self.state[p]['momentum_buffer'] for p in ps]
+            bufs = [self.state[p].setdefault('momentum_buffer', torch.zeros_like(p)) for p in ps]
+            for p, buf in zip(ps, bufs): buf.lerp_(p.grad, 1 - g['momentum'])
+            updates = [p.grad.lerp(buf, g['momentum']) if g['nesterov'] else buf for p, buf in zip(ps, bufs)]
             for shape in dict.fromkeys(p.shape for p in ps):
                 same = [i for i, p in enumerate(ps) if p.shape == shape]
                 ortho = newton_schulz(torch.stack([updates[i] for i in same]), g['ns_steps'], g['ns_coefficients'], g['eps'])
