@@ -9,7 +9,7 @@ regularization: dropout and weight decay, and which shape uses its minutes best.
     python bench/cpu30.py --prepare                            # data/cpu30/{train,valid}.bin (stories from data/tinystories or the Hub)
     OMP_NUM_THREADS=1 python bench/cpu30.py --run A B --budget 15m &   # screen: two candidates at once, a core each
     python bench/cpu30.py --run rdrop20 --budget 30m           # a finalist, both cores (rdrop20 is bench/cpu30.toml)
-    python bench/cpu30.py --report                             # the table (bench/results/cpu30.md) and the best story (cpu30_story.md)
+    python bench/cpu30.py --report                             # the table (bench/results/cpu30.md), the best run's story (cpu30_story.md) and two more (cpu30_more_stories.md)
 
 A candidate's run folder is runs/cpu30/NAME-BUDGET-THREADSt; results accumulate in bench/results/cpu30.json.
 The chosen recipe is bench/cpu30.toml: `tinystories train --config bench/cpu30.toml` (README).
@@ -53,6 +53,9 @@ CANDIDATES = {  # name: options on top of BASE; `main` is the five-minute main j
     'muon-rdrop05-d2z-lr12': ['--preset', '3M', '--lr', '1.2e-2', '--min-lr', '0', '--weight-decay', '0.1', '--dropout', '0.05', '--optimizer', 'muon'],
     # a straight line down to zero instead of the cosine (--schedule linear, 09_train)
     'muon-rdrop10-lin-lr10': ['--preset', '3M', '--lr', '1e-2', '--min-lr', '0', '--schedule', 'linear', '--weight-decay', '0.1', '--dropout', '0.1', '--optimizer', 'muon'],
+    # four heads of 32 channels, or two of 64, instead of sixteen of 8: fewer, larger attention products per step
+    'muon-rdrop10-d2z-lr12-h4': ['--preset', '3M', '--n-head', '4', '--lr', '1.2e-2', '--min-lr', '0', '--weight-decay', '0.1', '--dropout', '0.1', '--optimizer', 'muon'],
+    'muon-rdrop10-d2z-lr12-h2': ['--preset', '3M', '--n-head', '2', '--lr', '1.2e-2', '--min-lr', '0', '--weight-decay', '0.1', '--dropout', '0.1', '--optimizer', 'muon'],
 }
 
 
@@ -120,12 +123,20 @@ def run(name, budget, threads):
     print(json.dumps(rec, indent=1))
 
 
+def story(key, seed):
+    "The story the model of run `key` writes from seed `seed`, as `train` prints it at its end (story_of_run, 10_generate) with `--sample-tokens 400`."
+    return tinystories('generate', '--checkpoint', f'runs/cpu30/{key}', '--prompt', 'Once upon a time', '--temperature', '0.8',
+                       '--seed', str(seed), '--max-new-tokens', '400')[0].strip()
+
+
 def retell(key):
     "Store the story the run `key` writes at the end with `--sample-tokens 400` (as bench/cpu30.toml's run prints it), for a run made with fewer."
     res = load(); rec = res[key]
-    rec['story'] = tinystories('generate', '--checkpoint', f'runs/cpu30/{key}', '--prompt', 'Once upon a time', '--temperature', '0.8',
-                               '--seed', '0', '--max-new-tokens', '400')[0].strip()  # what `train` prints: story_of_run (10_generate)
+    rec['story'] = story(key, 0)
     save_result(key, rec)
+
+
+def quote(text): return '\n>\n'.join('> ' + l for l in text.split('\n')) + '\n'
 
 
 def report():
@@ -145,7 +156,11 @@ def report():
     finals = [r for r in rows if r['budget'] == '30m' and r.get('story') and r['wall_s'] <= 30 * 60]  # a run that overran is no 30-minute result
     if finals:  # the README quotes the story of the 30-minute run with the lowest loss, and shows its curve
         best = min(finals, key=lambda r: (r['bits_per_byte'], r['story_loss']))  # a tie in bits per byte goes to the lower loss
-        (RESULTS.parent/'cpu30_story.md').write_text('\n>\n'.join('> ' + l for l in best['story'].split('\n')) + '\n')
+        key = f"{best['name']}-30m-{best['threads']}t"
+        if 'more_stories' not in best and (ROOT/'runs'/'cpu30'/key).is_dir():  # one seed's story is one draw: two more of the same model
+            best['more_stories'] = {str(seed): story(key, seed) for seed in (1, 2)}; save_result(key, best)
+        (RESULTS.parent/'cpu30_story.md').write_text(quote(best['story']))
+        (RESULTS.parent/'cpu30_more_stories.md').write_text('\n'.join(f'Seed {seed}:\n\n' + quote(s) for seed, s in best.get('more_stories', {}).items()))
         if (curve := ROOT/'runs'/'cpu30'/f"{best['name']}-30m-{best['threads']}t"/'loss.png').is_file(): shutil.copy(curve, ROOT/'images'/'cpu30_loss.png')
 
 
