@@ -161,7 +161,7 @@ def report():
             best['more_stories'] = {str(seed): story(key, seed) for seed in (1, 2)}; save_result(key, best)
         (RESULTS.parent/'cpu30_story.md').write_text(quote(best['story']))
         (RESULTS.parent/'cpu30_more_stories.md').write_text('\n'.join(f'Seed {seed}:\n\n' + quote(s) for seed, s in best.get('more_stories', {}).items()))
-        if (curve := ROOT/'runs'/'cpu30'/f"{best['name']}-30m-{best['threads']}t"/'loss.png').is_file(): shutil.copy(curve, ROOT/'images'/'cpu30_loss.png')
+        if (curve := ROOT/'runs'/'cpu30'/key/'loss.png').is_file(): shutil.copy(curve, ROOT/'images'/'cpu30_loss.png')
 
 
 if __name__ == '__main__':
