@@ -5,7 +5,7 @@ channels take the fused kernel of 04b_fast_attention, wider bf16 heads its block
 
 Whole training steps as the trainer takes them (forward, backward, clipping, optimizer): tokens/s, each the median over
 --rounds rounds of --steps steps that take the splits in turn (each goes first in turn), so all share the machine's
-pace; ratios against the preset's sixteen heads. Nothing is asserted.
+pace; ratios against the first of --heads (the preset's sixteen by default). Nothing is asserted.
 
 usage: python bench/heads.py [--heads 16 4 2] [--rounds 5] [--steps 15] [--threads 2]
 """
@@ -17,10 +17,10 @@ from tinystories.loader import TokenFile
 from tinystories.model import GPT
 from tinystories.optim import make_optimizer
 from tinystories.tokenizer import course_tokenizer, load_tokenizer
-from tinystories.train import accumulate_gradients
 from tinystories.trainer import keep_freed_memory
 sys.path.insert(0, str(Path(__file__).parent))
 from cpu30 import ROOT, cpu_name, prepare  # the 30-minute search's data: both training files of the course's sample
+from muon_step import in_turn  # the training steps, each configuration first in turn
 
 TRAIN = ROOT/'data/cpu30/train.bin'
 
@@ -37,23 +37,11 @@ def main():
     for h in a.heads:
         cfg = resolve_config(preset='3M', n_head=h, batch_size=16, context=128, dropout=0.1, lr=1.2e-2, min_lr=0.0, optimizer='muon', device='cpu')
         torch.manual_seed(0); model = GPT(model_config(cfg, tok.get_vocab_size()))
-        runs[h] = (model, make_optimizer(model, cfg), cfg, [0])
-    def steps(h, n):
-        model, opt, cfg, at = runs[h]
-        model.train(); t = time.perf_counter()
-        for _ in range(n):
-            accumulate_gradients(model, data, at[0], cfg, 0, 1, torch.device('cpu'))
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step(); opt.zero_grad(set_to_none=True); at[0] += 1
-        return n * cfg.batch_size * cfg.context / (time.perf_counter() - t)
-    for h in runs: steps(h, 3)  # warm up
-    tok_s = {h: [] for h in runs}
-    for r in range(a.rounds):
-        order = a.heads[r % len(a.heads):] + a.heads[:r % len(a.heads)]
-        for h in order: tok_s[h].append(steps(h, a.steps))
+        runs[h] = (model, make_optimizer(model, cfg), cfg, data)
+    tok_s = in_turn(runs, a.rounds, a.steps)
     print(f"Training steps of 3M (128 channels, batch 16 x 128, dropout 0.1, bf16, Muon), median of {a.rounds} rounds of {a.steps} steps; "
           f"{cpu_name()}, {a.threads} threads, torch {torch.__version__}, {time.strftime('%Y-%m-%d')}\n")
-    print('| heads | channels per head | attention | tokens/s | vs 16 heads |\n|---:|---:|---|---:|---:|')
+    print(f'| heads | channels per head | attention | tokens/s | vs {a.heads[0]} heads |\n|---:|---:|---|---:|---:|')
     base = statistics.median(tok_s[a.heads[0]])
     for h, v in tok_s.items():
         print(f"| {h} | {128 // h} | {'fused kernel' if 128 // h <= 8 else 'blocks'} | {statistics.median(v):,.0f} | {statistics.median(v) / base:.2f} |")

@@ -40,6 +40,28 @@ def median_ms(f, rounds, reps=10):
         times.append((time.perf_counter() - t) / reps * 1e3)
     return statistics.median(times)
 
+def train_steps(model, opt, cfg, data, start, n):
+    "Tokens/s of `n` training steps from batch `start`, as the trainer takes them: forward, backward, clipping, optimizer."
+    model.train(); t = time.perf_counter()
+    for step in range(start, start + n):
+        accumulate_gradients(model, data, step, cfg, 0, 1, torch.device('cpu'))
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step(); opt.zero_grad(set_to_none=True)
+    return n * cfg.batch_size * cfg.context / (time.perf_counter() - t)
+
+def in_turn(runs, rounds, n):
+    "Tokens/s of each run of `runs` (name: (model, optimizer, cfg, data)) in `rounds` rounds of `n` steps, each run first in turn, so all share the machine's pace."
+    at = dict.fromkeys(runs, 0)
+    def steps(name, k):
+        tok_s = train_steps(*runs[name], at[name], k); at[name] += k
+        return tok_s
+    for name in runs: steps(name, 3)  # warm up
+    tok_s = {name: [] for name in runs}
+    names = list(runs)
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]: tok_s[name].append(steps(name, n))
+    return tok_s
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--preset', default='3M'); p.add_argument('--rounds', type=int, default=5)
@@ -68,22 +90,8 @@ def main():
               'Muon (StackedMuon)': lambda m: make_optimizer(m, cfg)}
     runs = {}
     for name, make in makers.items():
-        torch.manual_seed(0); model = GPT(mcfg); opt = make(model)
-        runs[name] = (model, opt, [0])
-    def steps(name, n):
-        model, opt, at = runs[name]
-        model.train()
-        t = time.perf_counter()
-        for _ in range(n):
-            accumulate_gradients(model, data, at[0], cfg, 0, 1, torch.device('cpu'))
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step(); opt.zero_grad(set_to_none=True); at[0] += 1
-        return n * cfg.batch_size * cfg.context / (time.perf_counter() - t)
-    for name in runs: steps(name, 3)  # warm up
-    tok_s = {name: [] for name in runs}
-    for r in range(a.rounds):
-        order = list(runs)[r % 3:] + list(runs)[:r % 3]  # each goes first in turn
-        for name in order: tok_s[name].append(steps(name, a.steps))
+        torch.manual_seed(0); model = GPT(mcfg); runs[name] = (model, make(model), cfg, data)
+    tok_s = in_turn(runs, a.rounds, a.steps)
     print(f"Training steps of {a.preset} (batch {cfg.batch_size} x {cfg.context}, dropout {cfg.dropout}, {cfg.dtype}), median of {a.rounds} rounds of {a.steps} steps; {when}\n")
     print('| optimizer | tokens/s | vs AdamW |\n|---|---:|---:|')
     base = statistics.median(tok_s['AdamW'])

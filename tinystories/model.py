@@ -168,9 +168,10 @@ def gpu_of_process(local_rank, n_gpus):
     return torch.device(f'cuda:{local_rank}')
 
 def pick_device(device='auto', local_rank=0):
-    "The torch device to run on: 'auto' is this process's GPU when there is one, else the CPU; any other name is checked by `check_device`."
-    if device != 'auto': return check_device(device)
-    return gpu_of_process(local_rank, torch.cuda.device_count()) if torch.cuda.is_available() else torch.device('cpu')
+    "The torch device to run on: 'auto' is this process's GPU when there is one, else the CPU; 'cuda' alone is this process's GPU; any other name is checked by `check_device`."
+    if device == 'auto' and not torch.cuda.is_available(): return torch.device('cpu')
+    d = check_device('cuda' if device == 'auto' else device)
+    return gpu_of_process(local_rank, torch.cuda.device_count()) if d.type == 'cuda' and d.index is None else d
 
 def save_model(model, dir):
     "Write `dir/model.safetensors` and `dir/config.json`; return `dir`."

@@ -13,7 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 import torch
 import torch.distributed as dist
-from .model import load_model, pick_device, gpu_of_process
+from .model import load_model, pick_device
 from .data import hub_filename, download_tinystories, largest_sample, DataMissingError, all_missing
 from .tokenizer import tokenizer_sha256, trim_tokenizer, gpt_neo_folder
 from .pretokenize import prepare
@@ -94,8 +94,7 @@ def init_distributed(device='auto'):
     world_size = int(os.environ.get('WORLD_SIZE', 1))
     if world_size == 1: return 0, 0, 1
     rank, local_rank = int(os.environ['RANK']), int(os.environ['LOCAL_RANK'])
-    d = pick_device(device, local_rank)
-    if d.type == 'cuda' and d.index is None: d = gpu_of_process(local_rank, torch.cuda.device_count())  # 'cuda' alone: this process's own GPU
+    d = pick_device(device, local_rank)  # 'auto' or 'cuda' alone: this process's own GPU
     if d.type == 'cuda': torch.cuda.set_device(d)
     if not dist.is_initialized(): dist.init_process_group(process_group_backend(d))
     return rank, local_rank, world_size
