@@ -4,10 +4,12 @@
 
 # %% auto #0
 __all__ = ['COMMAND_MODULES', 'EXPECTED', 'OneLineParser', 'build_parser', 'one_line', 'error_line', 'debugging', 'main',
-           'course_data_problem', 'nbdev_test']
+           'course_data_problem', 'scratch_tmpdir', 'nbdev_test']
 
 # %% ../nbs/12_cli.ipynb #025049e6
-import argparse, importlib, os, sys, traceback, warnings
+import argparse, importlib, os, shutil, sys, tempfile, traceback, warnings
+from contextlib import contextmanager
+from pathlib import Path
 
 
 # %% ../nbs/12_cli.ipynb #571bb440
@@ -75,6 +77,20 @@ def course_data_problem(data_dir):
     if missing: return str(all_missing(missing))
     course_tokenizer(data_dir)  # trimmed once here, before the notebooks that use it run in parallel
 
+# %% ../nbs/12_cli.ipynb #5c7a7c11
+@contextmanager
+def scratch_tmpdir(prefix='tinystories-test-'):
+    "A new folder that `tempfile`, here and in every process started inside the block, takes for temporary files; removed afterwards with all it holds."
+    root, saved_env, saved_dir = tempfile.mkdtemp(prefix=prefix), os.environ.get('TMPDIR'), tempfile.tempdir
+    os.environ['TMPDIR'] = tempfile.tempdir = root  # the variable for child processes, the module's cache for this one
+    try: yield Path(root)
+    finally:
+        tempfile.tempdir = saved_dir
+        if saved_env is None: os.environ.pop('TMPDIR', None)
+        else: os.environ['TMPDIR'] = saved_env
+        shutil.rmtree(root, ignore_errors=True)
+
+
 # %% ../nbs/12_cli.ipynb #c0de5a03
 def nbdev_test():
     "nbdev's `nbdev_test` with its options; in this project it first gets the course's data (or says in one line what is missing), and it ends with how many notebooks passed."
@@ -90,7 +106,8 @@ def nbdev_test():
     def counted(*a, **kw):
         res = parallel(*a, **kw); results.extend(res); return res
     nbt.parallel = counted  # nbdev_test runs the notebooks through this name; we keep what it returns
-    try: nbt.nbdev_test(**args)
+    try:
+        with scratch_tmpdir(): nbt.nbdev_test(**args)
     finally:
         nbt.parallel = parallel
         if results:
