@@ -53,7 +53,7 @@ class TrainConfig:
     beta2: float = knob(0.95, "AdamW's beta2: decay of its running mean of squared gradients")
     grad_clip: float = knob(1.0, 'clip the gradient to this norm')
     eval_every: int = knob(100, 'evaluate every this many steps')
-    eval_batches: int = knob(20, 'validation batches per evaluation during training (the final one scores the whole file)')
+    eval_batches: int = knob(20, 'validation batches per evaluation during training, spread over the file (the final one scores the whole file)')
     final_eval_batches: int | None = knob(None, f'batches of {EVAL_BATCH_SIZE} windows the final evaluation scores (default: the whole validation file; a --time-budget too short for it sets this)')
     ckpt_every: int = knob(100, 'checkpoint every this many steps')
     keep_last: int = knob(3, 'checkpoints kept')
@@ -185,7 +185,7 @@ def model_config(cfg, vocab_size):
 def final_eval_scope(cfg):
     "What the final evaluation of the run `cfg` scores, in words."
     n = cfg.final_eval_batches
-    return f'the whole of {cfg.valid}' if n is None else f'the first {n} batches of {EVAL_BATCH_SIZE} windows of {cfg.valid}'
+    return f'the whole of {cfg.valid}' if n is None else f'{n} batches of {EVAL_BATCH_SIZE} windows spread over {cfg.valid}'
 
 # %% ../nbs/07_config.ipynb #448e2cb0
 def option_type(f):

@@ -197,7 +197,7 @@ def plot_losses(run, ax=None, save=True):
         ax.plot(s, l, alpha=0.35, lw=0.8, label='train (every step)')
         k = max(1, len(l) // 50)
         if k > 1: ax.plot(s[k-1:], np.convolve(l, np.ones(k) / k, 'valid'), label=f'train (mean of {k})')
-    if va: ax.plot(*zip(*va), 'o-', label='validation (first batches)')
+    if va: ax.plot(*zip(*va), 'o-', label='validation (batches across the file)')
     if final := [(r['step'], r['final_val_loss']) for r in recs if 'final_val_loss' in r]:
         ax.plot(*zip(*final[-1:]), 'k*', ms=10, label=f'validation, whole file ({final[-1][1]:.3f})')
     ax.set_xlabel('step'); ax.set_ylabel('loss (nats/token)'); ax.set_title(Path(run).name); ax.legend(); ax.grid(alpha=0.3)
@@ -237,7 +237,7 @@ class RunLog:
         self.write(rec, extra=rec)
         self.bar.update(1); self.bar.set_postfix(loss=f"{rec['loss']:.3f}", tok_s=f"{rec['tok_per_s']:,.0f}")
     def evaluation(self, ev):
-        "Record an evaluation on the first batches of the validation file."
+        "Record an evaluation on `eval_batches` batches spread over the validation file."
         self.val_loss = ev['loss']
         self.write(dict(step=self.run.step, val_loss=ev['loss'], val_by_position=ev['by_position']), extra=dict(val_loss=ev['loss']))
         self.say(f'step {self.run.step}: validation loss {ev["loss"]:.4f}')

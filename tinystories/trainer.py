@@ -176,7 +176,7 @@ def evaluate_command(args):
         raise ValueError(f'--context {context} is longer than the context of {ckpt}, {model.config.context} tokens: use --context {model.config.context} or less')
     data = TokenFile(args.data, vocab_size=model.config.vocab_size, tokenizer_sha256=sha, context=context)
     ev = evaluate(model, data, args.batch_size, context, args.max_batches, args.buckets, args.dtype, device, progress=True)
-    scored = 'all of it' if args.max_batches is None else f'its first {args.max_batches} batches of {args.batch_size}'
+    scored = 'all of it' if args.max_batches is None else f'{args.max_batches} batches of {args.batch_size} spread over it'
     print(f'{ckpt} on {args.data} ({scored}), {context}-token windows\npositions    loss')
     for a, b, l in ev['by_position']: print(f'{a:>4}-{b:<6} {l:.4f}')
     print(f"loss {ev['loss']:.6f}")
@@ -187,7 +187,7 @@ def run_report(res, cfg, wall_s=None):
     def num(x): return 'none yet' if x is None else f'{x:.4f}'
     lines = [f"{res['status']} at step {res['step']} of {cfg.max_steps}; run folder {res['out']}, latest checkpoint {res['checkpoint']}",
              f"  training loss          {num(res['loss'])}  (the last step's batch)",
-             f"  validation loss        {num(res['val_loss'])}  (the first {cfg.eval_batches} batches of {cfg.valid}, as logged during training)"]
+             f"  validation loss        {num(res['val_loss'])}  ({cfg.eval_batches} batches spread over {cfg.valid}, as logged during training)"]
     if res.get('final_val_loss') is not None:
         lines.append(f"  final validation loss  {num(res['final_val_loss'])}  ({final_eval_scope(cfg)}: what `tinystories evaluate` prints" + (f' with --max-batches {cfg.final_eval_batches}' if cfg.final_eval_batches else '') + ")")
     if wall_s is not None: lines.append(f"  wall time              {int(wall_s // 60)} min {wall_s % 60:.0f} s  (this command: data, training, evaluation)")
@@ -215,7 +215,7 @@ def add_commands(sub):
     e.add_argument('--data', type=Path, default=None, help='a token file (.bin from `tinystories prepare`)')
     e.add_argument('--batch-size', type=int, default=EVAL_BATCH_SIZE, help=f'windows per batch (default: {EVAL_BATCH_SIZE})')
     e.add_argument('--context', type=int, default=None, help="window length (default: the model's context)")
-    e.add_argument('--max-batches', type=int, default=None, help='evaluate only the first this many batches (default: the whole file)')
+    e.add_argument('--max-batches', type=int, default=None, help='evaluate only this many batches, spread evenly over the file (default: the whole file)')
     e.add_argument('--buckets', type=int, default=8, help='number of position buckets (default: 8)')
     e.add_argument('--dtype', default='fp32', choices=['fp32', 'bf16'], help='precision: fp32, or bf16 (autocast) (default: fp32)')
     e.add_argument('--device', default='auto', help="'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:1'... (default: auto)")
