@@ -4,6 +4,7 @@
 Cells are skipped exactly as `nbdev_test` skips them: those flagged with a test flag from `settings.ini` (`#| slow`,
 `#| hub`) unless `--flags` names it, `#| eval: false` cells and `nbdev_export()` calls. A skipped cell keeps the
 output it had, so a slow cell's saved story survives a quick rerun. The notebook is then cleaned (`nbdev_clean`).
+The temporary files the cells make live in a folder of the run's own, removed when it ends.
 
     python tools/run_notebook.py nbs/04_attention.ipynb            # quick cells only
     python tools/run_notebook.py --flags slow nbs/09_train.ipynb   # slow cells too
@@ -17,6 +18,7 @@ from fastcore.basics import AttrDict
 from fastcore.xtras import working_directory
 from nbdev.config import get_config
 from nbdev.process import extract_directives
+from tinystories.cli import scratch_tmpdir
 
 
 def skipped(cell, flags):
@@ -53,7 +55,8 @@ def run_notebook(path, force_flags=()):
     flags = set(get_config().tst_flags.split()) - set(force_flags)
     nb = read_nb(path)
     shell = CaptureShell(path)
-    with working_directory(path.parent):
+    # the temporary files the cells make (checkpoints, token files, exported models) go with the run, as under tinystories-test
+    with working_directory(path.parent), scratch_tmpdir('tinystories-run-'):
         # outputs are cleared first so a cell that now prints nothing doesn't keep a stale output
         for c in nb.cells:
             if not skipped(c, flags) and c.cell_type == 'code': c.outputs = []
