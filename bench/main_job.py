@@ -197,7 +197,7 @@ def report():
         ax.set_xlabel('training tokens (millions)'); ax.set_ylabel('validation loss (nats/token)')
         budgets = sorted({r['budget_s'] for r in runs.values()}); vt = sorted({r['valid_tokens'] for r in runs.values()})
         ax.set_title(f"Main-job candidates, each at {'/'.join(f'{b:g}' for b in budgets)} s of quiet-machine training on this 2-core CPU\n"
-                     f"(dots: 8 validation batches spread over the file during training; stars: the first {'/'.join(f'{v:,}' for v in vt)} validation tokens at the end)", fontsize=9)
+                     f"(dots: 8 validation batches during training; stars: the first {'/'.join(f'{v:,}' for v in vt)} validation tokens at the end)", fontsize=9)
         ax.grid(alpha=0.3); ax.legend(fontsize=7); ax.set_ylim(top=min(6, ax.get_ylim()[1]))
         PLOT.parent.mkdir(exist_ok=True); fig.savefig(PLOT, dpi=120, bbox_inches='tight')
         print(f'\nplot: {PLOT.relative_to(ROOT)}')

@@ -119,15 +119,18 @@ class TokenFile:
         x, y = gather_windows(self.tokens, offs[rank*batch_size:(rank+1)*batch_size], context)
         return to_device(x, device), to_device(y, device)
 
+    def eval_batch_ids(self, batch_size, context, max_batches=None, rank=0, world_size=1):
+        "Which batches of `batch_size` evaluation windows rank `rank` scores: all of them, or `max_batches` spread evenly over the file, split over the ranks."
+        return evenly_spaced(math.ceil(len(eval_offsets(len(self), context)) / batch_size), max_batches)[rank::world_size]
+
     def n_eval_batches(self, batch_size, context, max_batches=None, rank=0, world_size=1):
         "How many batches `eval_batches` yields with these arguments."
-        n = len(evenly_spaced(math.ceil(len(eval_offsets(len(self), context)) / batch_size), max_batches))
-        return len(range(rank, n, world_size))
+        return len(self.eval_batch_ids(batch_size, context, max_batches, rank, world_size))
 
     def eval_batches(self, batch_size, context, max_batches=None, rank=0, world_size=1, device=None):
         "Iterator of `(x, y)` over sequential, non-overlapping windows, the same every time; the last batch may be smaller. With `max_batches`, that many batches spread evenly over the file."
         self.check_context(context)
         offs = eval_offsets(len(self), context)
-        for i in evenly_spaced(math.ceil(len(offs) / batch_size), max_batches)[rank::world_size]:
+        for i in self.eval_batch_ids(batch_size, context, max_batches, rank, world_size):
             x, y = gather_windows(self.tokens, offs[i*batch_size:(i+1)*batch_size], context)
             yield to_device(x, device), to_device(y, device)
