@@ -14,8 +14,9 @@ turn, `--rounds` times (so a change of load hits them alike; each figure is the 
 - **step's forward**: the training step's own forward pass and loss alone (the same batch and autocast, in inference
   mode): how fast evaluation could be at the step's shape and precision, and so the ceiling of what "x train" can
   reach without making the forward pass itself faster (which would make training faster too);
-- **windows**: `train.evaluate` over the validation token file in windows of the model's context, as the final
-  evaluation of a run (fp32) and `tinystories evaluate --data` do it; tokens/s counts the targets scored.
+- **windows fp32**: `train.evaluate` over the validation token file in windows of the model's context, as the final
+  evaluation of a run (fp32) and `tinystories evaluate --data` do it; tokens/s counts the targets scored;
+- **windows bf16**: the same under the run's autocast and batch size, as the evaluations during training do it.
 
 The ratio columns divide each evaluation's tokens/s by the training step's. Goal (issue 29): evaluation at least 3x the
 training step's tokens/s for 1M, 3M and 8M. Both sides run with `keep_freed_memory` set, as `tinystories train`,
@@ -72,8 +73,8 @@ def main():
         print(f'{cpu_name()}, {os.cpu_count()} CPUs, torch {torch.__version__} on {torch.get_num_threads()} threads, '
               f'load average {os.getloadavg()[0]:.2f} at start, {time.strftime("%Y-%m-%d")}; training step {cfg.batch_size} x {cfg.context} '
               f'{cfg.dtype}; {len(stories)} validation stories; median of {args.rounds} rounds; keep_freed_memory {kept}\n', flush=True)
-        print('| preset | non-emb params | train tok/s | step\'s forward tok/s | x train | stories fp32 tok/s | x train | stories bf16 tok/s | x train | windows fp32 tok/s | x train | padding |')
-        print('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|', flush=True)
+        print('| preset | non-emb params | train tok/s | step\'s forward tok/s | x train | stories fp32 tok/s | x train | stories bf16 tok/s | x train | windows fp32 tok/s | x train | windows bf16 tok/s | x train | padding |')
+        print('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|', flush=True)
         for name in args.presets:
             torch.manual_seed(0)
             model = GPT(preset_config(name, tok.get_vocab_size(), context=cfg.context))
@@ -93,21 +94,25 @@ def main():
                     for _ in range(args.steps): lm_loss(model(x[:, :-1]), x[:, 1:])
             vdata = TokenFile(vbin, vocab_size=tok.get_vocab_size(), context=cfg.context)
             def windows(): return evaluate(model, vdata, 16, cfg.context, args.windows, dtype='fp32')
+            def windows_in_training(): return evaluate(model, vdata, cfg.batch_size, cfg.context, args.windows, dtype=cfg.dtype)
             n_scored = story_scores(tm32, stories[:4])['tokens'] and story_scores(tm32, stories)['tokens']  # warm-up, and the count
-            step(); windows()
+            step(); windows(); windows_in_training()
             lengths = [b - a for ids in tm32.encode_batch(stories) for a, b, _ in story_windows(len(ids) + 2, cfg.context)]
             pad = padding_share(lengths, length_batches(lengths, 4096))
             n_windows = min(args.windows, vdata.n_eval_batches(16, cfg.context, args.windows)) * 16 * cfg.context
-            t = {k: [] for k in ('train', 'forward', 'fp32', 'bf16', 'windows')}
+            n_in_training = min(args.windows, vdata.n_eval_batches(cfg.batch_size, cfg.context, args.windows)) * cfg.batch_size * cfg.context
+            t = {k: [] for k in ('train', 'forward', 'fp32', 'bf16', 'windows', 'in_training')}
             for _ in range(args.rounds):
                 t['train'].append(args.steps * cfg.batch_size * cfg.context / timed(train_steps))
                 t['forward'].append(args.steps * cfg.batch_size * cfg.context / timed(forwards))
                 t['fp32'].append(n_scored / timed(lambda: story_scores(tm32, stories)))
                 t['bf16'].append(n_scored / timed(lambda: story_scores(tm16, stories)))
                 t['windows'].append(n_windows / timed(windows))
+                t['in_training'].append(n_in_training / timed(windows_in_training))
             m = {k: statistics.median(v) for k, v in t.items()}
             print(f"| {name} | {param_counts(model)['non_embedding']:,} | {m['train']:,.0f} | {m['forward']:,.0f} | {m['forward'] / m['train']:.2f}x | {m['fp32']:,.0f} | {m['fp32'] / m['train']:.2f}x "
-                  f"| {m['bf16']:,.0f} | {m['bf16'] / m['train']:.2f}x | {m['windows']:,.0f} | {m['windows'] / m['train']:.2f}x | {pad:.1%} |", flush=True)
+                  f"| {m['bf16']:,.0f} | {m['bf16'] / m['train']:.2f}x | {m['windows']:,.0f} | {m['windows'] / m['train']:.2f}x "
+                  f"| {m['in_training']:,.0f} | {m['in_training'] / m['train']:.2f}x | {pad:.1%} |", flush=True)
         print(f'\nload average {os.getloadavg()[0]:.2f} at the end')
 
 
