@@ -5,9 +5,10 @@
 # %% auto #0
 __all__ = ['BUDGET_PROBE', 'REPLAN_SHARE', 'FINAL_EVAL_SHARE', 'lr_at', 'lm_loss', 'autocast', 'accumulate_gradients', 'buckets',
            'evaluate', 'TrainingDiverged', 'Run', 'train_step', 'usable_dtype', 'open_data', 'save_run_config',
-           'start_run', 'plot_losses', 'RunLog', 'final_eval_batches', 'budget_steps', 'human_duration', 'budget_due',
-           'fix_budget', 'replan_due', 'replan_budget', 'evaluation_due', 'checkpoint_due', 'evaluate_run',
-           'save_run_checkpoint', 'end_session', 'finish', 'train']
+           'seed_own_stream', 'start_run', 'plot_losses', 'RunLog', 'final_eval_batches', 'budget_steps',
+           'human_duration', 'budget_due', 'fix_budget', 'replan_due', 'replan_budget', 'evaluation_due',
+           'checkpoint_due', 'evaluate_run', 'rng_states_by_rank', 'save_run_checkpoint', 'end_session', 'finish',
+           'train']
 
 # %% ../nbs/09_train.ipynb #4779aeb9
 import contextlib, json, math, sys, time, warnings
@@ -24,7 +25,7 @@ from .tokenizer import load_tokenizer, tokenizer_sha256
 from .loader import TokenFile
 from .config import TrainConfig, model_config, duration_seconds, final_eval_scope, EVAL_BATCH_SIZE
 from .optim import make_optimizer
-from .checkpoint import latest_checkpoint, save_checkpoint, save_final_model, resume_checkpoint, check_run_folder, clear_run_folder, read_metrics, last_values, MetricsLog
+from .checkpoint import latest_checkpoint, save_checkpoint, save_final_model, resume_checkpoint, check_run_folder, clear_run_folder, read_metrics, last_values, MetricsLog, rng_state, rng_of_rank
 
 # %% ../nbs/09_train.ipynb #d1013f05
 def lr_at(step, lr, min_lr, warmup_steps, max_steps, schedule='cosine'):
@@ -163,6 +164,10 @@ def save_run_config(run, resumed_from=None, budget=None):
     write_atomic(path, json.dumps(dict(train=asdict(run.cfg), model=asdict(run.model.config), params=param_counts(run.model), world_size=run.world_size,
                  tokenizer_sha256=tokenizer_sha256(run.tokenizer), resumed_from=resumed_from and resumed_from.name, budget=budget), indent=1))
 
+def seed_own_stream(seed, rank, step):
+    "Seed torch's generators for process `rank` from (`seed`, `rank`, `step`): a stream no other process draws from, so its dropout masks are its own."
+    torch.manual_seed(int(np.random.SeedSequence([seed, rank, step]).generate_state(1)[0]))
+
 def start_run(cfg, resume=False, rank=0, local_rank=0, world_size=1, force=False):
     "The `Run` of `cfg` on this process: the data opened, the model and optimizer built, or resumed from the run folder's latest good checkpoint."
     began = time.perf_counter()
@@ -176,7 +181,9 @@ def start_run(cfg, resume=False, rank=0, local_rank=0, world_size=1, force=False
     torch.manual_seed(cfg.seed)
     model = GPT(model_config(cfg, tokenizer.get_vocab_size())).to(device)
     optimizer = make_optimizer(model, cfg)
-    ckpt, state = resume_checkpoint(cfg.out, model, optimizer, cfg.tokenizer) if latest_checkpoint(cfg.out) and not force else (None, dict(step=0))
+    ckpt, state = resume_checkpoint(cfg.out, model, optimizer, cfg.tokenizer, rank, world_size) if latest_checkpoint(cfg.out) and not force else (None, dict(step=0))
+    # rank 0 keeps the stream a single process has; every other rank draws its own (the weights above are the same on all)
+    if rank and rng_of_rank(state, rank, world_size) is None: seed_own_stream(cfg.seed, rank, state['step'])
     if cfg.time_budget: cfg.max_steps = max(cfg.max_steps, state['step'] + BUDGET_PROBE)  # room to time the first steps; fixed after them
     net = torch.compile(model) if cfg.compile else model
     if world_size > 1: net = DDP(net, device_ids=[local_rank] if device.type == 'cuda' else None)
@@ -338,10 +345,18 @@ def evaluate_run(run, whole=False):
     run.clock['eval'] = time.perf_counter() - t  # a time budget counts it
     return ev
 
+def rng_states_by_rank(run):
+    "Every process's generator states, gathered on rank 0 (None on the others, and for a run of one process, whose checkpoint saves its own)."
+    if run.world_size == 1: return None
+    states = [None] * run.world_size if run.main else None
+    dist.gather_object(rng_state(), states, dst=0)  # every rank takes part
+    return states
+
 def save_run_checkpoint(run, log):
-    "Rank 0 saves `run`'s checkpoint (and says where, when the run was asked to stop)."
+    "Rank 0 saves `run`'s checkpoint, with every process's generator states (and says where, when the run was asked to stop)."
     t = time.perf_counter()
-    if run.main: save_checkpoint(run.out, run.step, run.model, run.optimizer, run.cfg.tokenizer, run.cfg.keep_last)
+    rngs = rng_states_by_rank(run)
+    if run.main: save_checkpoint(run.out, run.step, run.model, run.optimizer, run.cfg.tokenizer, run.cfg.keep_last, rngs)
     run.clock['ckpt'] = time.perf_counter() - t
     if not run.main: return
     if run.stopping: log.say(f'{run.stopped_by}: saved {run.out}/ckpt-{run.step:06d}; continue with: tinystories train --out {run.out} --resume')
