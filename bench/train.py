@@ -44,7 +44,7 @@ widget's streaming path (`stream_tokens`: encode, generate, decode piece by piec
 both ways in alternating repeats: its default one thread per one-token step, and torch's own thread setting. Goal: the widget streams
 at least 100 tokens/s for the 8M preset. Every figure is printed with the load average; nothing is asserted.
 """
-import argparse, math, os, platform, time
+import argparse, atexit, math, os, platform, tempfile, time
 from pathlib import Path
 import numpy as np, torch
 from tinystories.model import GPT, param_counts
@@ -75,7 +75,8 @@ def flops_per_token(model, context):
 def token_file(path, context, vocab_size):
     "A TokenFile of real tokens when `path` exists, else a temporary file of random ids (throughput does not depend on them)."
     if path and Path(path).is_file(): return TokenFile(path, context=context)
-    tmp = Path(os.environ.get('TMPDIR', '/tmp'))/'bench-train-random.bin'
+    fd, tmp = tempfile.mkstemp(prefix='bench-train-random-', suffix='.bin'); os.close(fd); tmp = Path(tmp)
+    atexit.register(tmp.unlink, missing_ok=True)  # the benchmark leaves nothing behind
     np.random.default_rng(0).integers(0, vocab_size, 1 << 20, dtype=np.uint16).tofile(tmp)
     return TokenFile(tmp, vocab_size=vocab_size, context=context)
 
