@@ -1,4 +1,4 @@
-"""One check of the CUDA path, run in one go on a GPU: agreement with the CPU, training throughput and MFU, DDP, generation, and the paper-scale estimate.
+"""One check of the CUDA path, run in one go on a GPU: agreement with the CPU, training throughput and MFU, DDP, generation, evaluation against training, and the paper-scale estimate.
 
     python bench/gpu_check.py [--device cuda] [--out bench/results/gpu-DEVICE-DATE.json] [--budget 480]
     python bench/gpu_check.py --dry-run --out FILE.json     # the same code paths on the CPU, tiny shapes (CI runs this)
@@ -20,6 +20,10 @@ On one CUDA device, in under 8 minutes (--budget: later runs that would not fit 
 - **Generation.** New tokens/s of `generate_ids` for one sequence and for 32, fp32 and bf16 weights, beside
   transformers' `generate` on the same weights exported with `tinystories.hf.to_neox` (greedy, no early stop), and
   whether every token ours wrote is transformers' argmax.
+- **Evaluation against training.** For the 1M, 3M and 8M presets at the trainer's default shape (16 x 128) and a
+  larger one: tokens/s of the training step (bf16 autocast, AdamW), of the evaluations during training (windows, bf16
+  autocast), of the final evaluation (windows, fp32) and of story scoring (`story_scores`, weights in fp32 and bf16),
+  each as a multiple of the step's (issue 29's goal: at least 3x), the median of a few rounds that take them in turn.
 - **The paper-scale estimate.** The 28M preset's best measured tokens/s turned into wall time for the recipe's tokens,
   on one GPU and on eight at the same efficiency (evaluations and checkpoints not counted).
 
@@ -28,7 +32,7 @@ when `data/` holds it (on a machine without internet, carry `data/course-tokeniz
 recipe is read from `nbs/11_study.ipynb`'s RECIPE cell. Prints one table and writes the JSON (after every section, so
 a run cut short keeps what it measured). Exits 1 when a check fails or a section breaks.
 """
-import argparse, copy, datetime, functools, gc, json, os, platform, re, signal, subprocess, sys, tempfile, time, tomllib, traceback, warnings
+import argparse, copy, datetime, functools, gc, itertools, json, os, platform, re, signal, statistics, subprocess, sys, tempfile, time, tomllib, traceback, warnings
 from pathlib import Path
 import torch
 import torch.distributed as dist
@@ -43,11 +47,12 @@ if str(ROOT) not in sys.path: sys.path.insert(0, str(ROOT))  # this checkout's p
 from tinystories.model import GPT, preset_config, param_counts
 from tinystories.config import resolve_config, TrainConfig
 from tinystories.optim import make_optimizer
-from tinystories.train import train, lm_loss, autocast
+from tinystories.train import train, lm_loss, autocast, evaluate
 from tinystories.loader import TokenFile
 from tinystories.generate import generate_ids
 from tinystories.tokenizer import course_tokenizer, load_tokenizer, eot_id
-from tinystories.data import course_stories
+from tinystories.data import course_stories, iter_stories
+from tinystories.textmodel import TextModel, story_scores
 from tinystories.pretokenize import prepare
 
 # Dense (no sparsity) bf16 tensor-core peaks, TFLOP/s, by a pattern of `torch.cuda.get_device_name()`; first match wins.
@@ -444,6 +449,53 @@ def generation(ctx):
                         f'{differing(tok_ours, tok_theirs)} tokens differ from transformers\' own generation')
     return rows
 
+# ----------------------------------------------------------------------------------------------------------- evaluation
+
+def evaluation_rates(ctx, preset, batch, context, stories, valid):
+    "Tokens/s of one preset's training step and of its evaluations on the device, median of the section's rounds, and each evaluation's multiple of the step's."
+    s, dev = ctx.shape['eval'], ctx.device
+    torch.manual_seed(0)
+    model = GPT(preset_config(preset, ctx.vocab_size, context=context, **s.get('overrides', {}))).to(dev)
+    cfg = TrainConfig(batch_size=batch, context=context, dtype='bf16')
+    opt = make_optimizer(model, cfg)
+    x = torch.randint(0, ctx.vocab_size, (batch, context + 1), device=dev)
+    def steps():
+        model.train()
+        for _ in range(s['steps']):
+            with autocast(dev, 'bf16'): loss = lm_loss(model(x[:, :-1]), x[:, 1:])
+            loss.backward(); torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip); opt.step(); opt.zero_grad(set_to_none=True)
+    eot = eot_id(load_tokenizer(ctx.tok_dir))
+    tm32, tm16 = TextModel(preset, model, load_tokenizer(ctx.tok_dir), eot), TextModel(preset, copy.deepcopy(model).to(torch.bfloat16), load_tokenizer(ctx.tok_dir), eot)
+    n_windows = min(s['windows'], valid.n_eval_batches(batch, context, s['windows'])) * batch * context
+    n_scored = story_scores(tm32, stories)['tokens']
+    runs = dict(train=(steps, s['steps'] * batch * context),
+                windows_bf16=(lambda: evaluate(model, valid, batch, context, s['windows'], dtype='bf16', device=dev), n_windows),
+                windows_fp32=(lambda: evaluate(model, valid, batch, context, s['windows'], dtype='fp32', device=dev), n_windows),
+                stories_fp32=(lambda: story_scores(tm32, stories), n_scored),
+                stories_bf16=(lambda: story_scores(tm16, stories), n_scored))
+    for fn, _ in runs.values(): fn()  # warm-up: kernels chosen, memory allocated
+    rates = {k: [] for k in runs}
+    for _ in range(s['rounds']):
+        for k, (fn, n) in runs.items(): rates[k].append(n / timed(dev, fn)[0])
+    row = dict(preset=preset, batch=batch, context=context, **{f'{k}_tok_s': round(statistics.median(v), 1) for k, v in rates.items()})
+    row.update({f'{k}_x': round(row[f'{k}_tok_s'] / row['train_tok_s'], 2) for k in runs if k != 'train'})
+    return row
+
+def evaluation(ctx):
+    "Evaluation tokens/s against the training step's for each preset and shape, while the budget allows."
+    s, rows = ctx.shape['eval'], []
+    stories = list(itertools.islice(iter_stories(course_stories('valid', 'v1', ctx.data_dir)), s['stories']))
+    for batch, context in s['shapes']:
+        valid = TokenFile(ctx.valid_bin, vocab_size=ctx.vocab_size, context=context)
+        for preset in s['presets']:
+            if ctx.time_left() < s['need_s']:
+                rows.append(dict(preset=preset, batch=batch, context=context, skipped=f'{ctx.time_left():.0f} s of the budget left, {s["need_s"]} s needed'))
+                continue
+            rows.append(evaluation_rates(ctx, preset, batch, context, stories, valid))
+            log(f'  evaluation {rows[-1]}')
+            ctx.save()
+    return rows
+
 # ------------------------------------------------------------------------------------------------------------- estimate
 
 def estimate(ctx):
@@ -489,6 +541,14 @@ def table(res):
         L.append(f"\ngeneration: new tokens/s, greedy, {g[0]['new_tokens']} new tokens from a one-token prompt, {res['shapes']['gen']['preset']} shape")
         L.append('  dtype      batch      ours  transformers   ratio  same tokens')
         for r in g: L.append(f"  {r['dtype']:9} {r['batch']:>6} {r['ours_tok_s']:>9,.0f} {r['transformers_tok_s']:>13,.0f} {r['ratio']:>6.2f}x  {r['same_tokens']}")
+    v = res.get('evaluation', [])
+    if v:
+        L.append(f"\nevaluation against the training step: tokens/s, and each as a multiple of the step's (bf16 autocast, AdamW); {res['shapes']['eval']['stories']} validation stories")
+        L.append('  preset  batch x ctx      step   windows bf16       x   windows fp32       x   stories fp32       x   stories bf16       x')
+        for r in v:
+            head = f"  {r['preset']:7} {r['batch']:>5} x {r['context']:<5}"
+            if 'train_tok_s' not in r: L.append(head + ' ' + r.get('skipped', '')); continue
+            L.append(head + f" {r['train_tok_s']:>9,.0f}" + ''.join(f" {r[k + '_tok_s']:>14,.0f} {r[k + '_x']:>6.2f}x" for k in ('windows_bf16', 'windows_fp32', 'stories_fp32', 'stories_bf16')))
     e = res.get('estimate')
     if e and 'tok_s' in e:
         L.append(f"\npaper-scale estimate: {e['tokens']:,} tokens of the recipe at {e['tok_s']:,.0f} tokens/s ({e['preset']}, compile {e['compile']}): "
@@ -507,18 +567,21 @@ def shapes(dry, recipe):
                     train=dict(presets=['1M', '8M', '28M'], compile_presets=['1M'], overrides=tiny, batch=4, context=32, steps=3, warmup=1, warmup_compiled=1,
                                need_eager_s=5, need_compiled_s=30),
                     ddp=dict(preset='1M', overrides=tiny, batch_per_process=2, context=16, steps=20, timeout_s=240),
-                    gen=dict(preset='1M', overrides=tiny, context=64, new_tokens=8, batches=[1, 4]))
+                    gen=dict(preset='1M', overrides=tiny, context=64, new_tokens=8, batches=[1, 4]),
+                    eval=dict(presets=['1M'], overrides=tiny, shapes=[(2, 16)], steps=2, windows=2, stories=8, rounds=1, need_s=5))
     return dict(agree=dict(preset='8M', batch=4, context=256, steps=5, new_tokens=32),
                 train=dict(presets=['1M', '8M', '28M'], compile_presets=['1M', '8M', '28M'], batch=recipe['batch_size'], context=recipe['context'],
                            steps=8, warmup=2, warmup_compiled=3, need_eager_s=20, need_compiled_s=90),
                 ddp=dict(preset='8M', batch_per_process=16, context=256, steps=20, timeout_s=150),
-                gen=dict(preset=recipe['preset'], context=recipe['context'], new_tokens=256, batches=[1, 32]))
+                gen=dict(preset=recipe['preset'], context=recipe['context'], new_tokens=256, batches=[1, 32]),
+                eval=dict(presets=['1M', '3M', '8M'], shapes=[(16, 128), (64, 512)], steps=10, windows=16, stories=400, rounds=3, need_s=20))
 
 class Context:
     def __init__(self, args):
         self.dry, self.compile, self.t0 = args.dry_run, not args.no_compile, time.perf_counter()
         self.device = torch.device('cpu' if args.dry_run else args.device)
         self.budget, self.errors, self.checks, self.results = args.budget, [], Check(), {}
+        self.data_dir = args.data_dir
     def time_left(self): return self.budget - (time.perf_counter() - self.t0)
     def save(self):
         self.results.update(checks=self.checks.rows, errors=self.errors, wall_s=round(time.perf_counter() - self.t0, 1))
@@ -564,7 +627,7 @@ def main():
         ctx.peak_tflops, peak_source = peak_tflops(env, ctx.device, 1024 if ctx.dry else 8192)
         ctx.results.update(env=env, dry_run=ctx.dry, compile_backend=backend or 'inductor', recipe=ctx.recipe, recipe_source=recipe_source, vocab_size=ctx.vocab_size,
                            peak_tflops=ctx.peak_tflops, peak_source=peak_source, shapes=ctx.shape)
-        for name, section in (('agreement', agreement), ('ddp', ddp), ('generation', generation), ('throughput', throughput), ('estimate', estimate)):
+        for name, section in (('agreement', agreement), ('ddp', ddp), ('generation', generation), ('throughput', throughput), ('evaluation', evaluation), ('estimate', estimate)):
             log(f'== {name} ({ctx.time_left():.0f} s of the budget left)')
             try: ctx.results[name] = section(ctx)
             except Exception as e:
