@@ -22,10 +22,23 @@ The ratio columns divide each evaluation's tokens/s by the training step's. Goal
 training step's tokens/s for 1M, 3M and 8M. Both sides run with `keep_freed_memory` set, as `tinystories train`,
 `evaluate` and `probe` set it on a CPU. The header line says the CPU, threads and load average; nothing is asserted.
 """
-import argparse, os, platform, statistics, sys, tempfile, time
+import argparse, copy, os, platform, statistics, sys, tempfile, time
 from itertools import islice
 from pathlib import Path
 import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path: sys.path.insert(0, str(ROOT))  # this checkout's package
+from tinystories.config import TrainConfig
+from tinystories.data import course_stories, iter_stories
+from tinystories.loader import TokenFile
+from tinystories.model import GPT, preset_config, param_counts
+from tinystories.pretokenize import prepare
+from tinystories.tokenizer import course_tokenizer, load_tokenizer, eot_id
+from tinystories.optim import make_optimizer
+from tinystories.train import autocast, evaluate, lm_loss
+from tinystories.trainer import keep_freed_memory
+from tinystories.textmodel import TextModel, length_batches, padding_share, story_scores, story_windows
 
 
 def cpu_name():
@@ -34,13 +47,44 @@ def cpu_name():
     except (OSError, StopIteration): return platform.processor() or 'unknown CPU'
 
 
-def timed(fn):
-    "Seconds one call of `fn` takes."
-    t0 = time.perf_counter(); fn(); return time.perf_counter() - t0
+def timed(fn, device='cpu'):
+    "Seconds one call of `fn` takes (on a GPU, until its work is done)."
+    sync = torch.cuda.synchronize if torch.device(device).type == 'cuda' else (lambda: None)
+    sync(); t0 = time.perf_counter(); fn(); sync()
+    return time.perf_counter() - t0
+
+
+def evaluation_rates(model, tok, stories, valid, batch, context, steps=3, windows=16, rounds=3, device='cpu'):
+    """Tokens/s of `model`'s training step (bf16 autocast, AdamW) and of its evaluations, each the median of `rounds`
+    rounds that take them in turn: the step's forward alone, story scoring of `stories` (weights in fp32 and bf16), and
+    `windows` batches of the token file `valid` in fp32 (the final evaluation) and under bf16 autocast (during training)."""
+    cfg = TrainConfig(batch_size=batch, context=context, dtype='bf16')
+    opt = make_optimizer(model, cfg)
+    x = torch.randint(0, model.config.vocab_size, (batch, context + 1), device=device)
+    def train_steps():
+        model.train()
+        for _ in range(steps):
+            with autocast(device, cfg.dtype): loss = lm_loss(model(x[:, :-1]), x[:, 1:])
+            loss.backward(); torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip); opt.step(); opt.zero_grad(set_to_none=True)
+    def forwards():
+        with torch.inference_mode(), autocast(device, cfg.dtype):
+            for _ in range(steps): lm_loss(model(x[:, :-1]), x[:, 1:])
+    tm32 = TextModel('fp32', model, tok, eot_id(tok))
+    tm16 = TextModel('bf16', copy.deepcopy(model).to(torch.bfloat16), tok, eot_id(tok))  # the weights of `model` now: speed does not depend on them
+    n_scored = story_scores(tm32, stories)['tokens']  # also the warm-up of scoring
+    n_windows = min(windows, valid.n_eval_batches(batch, context, windows)) * batch * context
+    runs = dict(train=(train_steps, steps * batch * context), forward=(forwards, steps * batch * context),
+                stories_fp32=(lambda: story_scores(tm32, stories), n_scored), stories_bf16=(lambda: story_scores(tm16, stories), n_scored),
+                windows_fp32=(lambda: evaluate(model, valid, batch, context, windows, dtype='fp32', device=device), n_windows),
+                windows_bf16=(lambda: evaluate(model, valid, batch, context, windows, dtype=cfg.dtype, device=device), n_windows))
+    for fn, _ in runs.values(): fn()  # warm-up: kernels chosen, memory allocated
+    rates = {k: [] for k in runs}
+    for _ in range(rounds):
+        for k, (fn, n) in runs.items(): rates[k].append(n / timed(fn, device))
+    return {k: statistics.median(v) for k, v in rates.items()}
 
 
 def main():
-    root = Path(__file__).resolve().parent.parent
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--presets', nargs='+', default=['1M', '3M', '8M'])
     p.add_argument('--stories', type=int, default=400, help='validation stories scored per round (default: 400)')
@@ -49,20 +93,9 @@ def main():
     p.add_argument('--rounds', type=int, default=3)
     p.add_argument('--threads', type=int, help="torch threads (default: torch's choice)")
     args = p.parse_args()
-    sys.path.insert(0, str(root))
-    from tinystories.config import TrainConfig
-    from tinystories.data import course_stories, iter_stories
-    from tinystories.loader import TokenFile
-    from tinystories.model import GPT, preset_config, param_counts
-    from tinystories.pretokenize import prepare
-    from tinystories.tokenizer import course_tokenizer, load_tokenizer, eot_id
-    from tinystories.optim import make_optimizer
-    from tinystories.train import autocast, evaluate, lm_loss
-    from tinystories.trainer import keep_freed_memory
-    from tinystories.textmodel import TextModel, length_batches, padding_share, story_scores, story_windows
     if args.threads: torch.set_num_threads(args.threads)
     kept = keep_freed_memory()  # as the commands set it: the big tensors of each step and batch reused
-    data = root / 'data'
+    data = ROOT / 'data'
     tok_dir = course_tokenizer(data)
     tok = load_tokenizer(tok_dir)
     valid = course_stories('valid', data_dir=data)
@@ -70,6 +103,7 @@ def main():
     cfg = TrainConfig()
     with tempfile.TemporaryDirectory() as d:
         vbin = prepare([valid], tok_dir, Path(d) / 'valid.bin')
+        vdata = TokenFile(vbin, vocab_size=tok.get_vocab_size(), context=cfg.context)
         print(f'{cpu_name()}, {os.cpu_count()} CPUs, torch {torch.__version__} on {torch.get_num_threads()} threads, '
               f'load average {os.getloadavg()[0]:.2f} at start, {time.strftime("%Y-%m-%d")}; training step {cfg.batch_size} x {cfg.context} '
               f'{cfg.dtype}; {len(stories)} validation stories; median of {args.rounds} rounds; keep_freed_memory {kept}\n', flush=True)
@@ -78,41 +112,13 @@ def main():
         for name in args.presets:
             torch.manual_seed(0)
             model = GPT(preset_config(name, tok.get_vocab_size(), context=cfg.context))
-            tm32 = TextModel(name, model, tok, eot_id(tok))
-            tm16 = TextModel(name, GPT(model.config).to(torch.bfloat16), tok, eot_id(tok))
-            tm16.model.load_state_dict(model.state_dict())
-            opt = make_optimizer(model, cfg)
-            x = torch.randint(0, tok.get_vocab_size(), (cfg.batch_size, cfg.context + 1))
-            def step():
-                model.train()
-                with autocast('cpu', cfg.dtype): loss = lm_loss(model(x[:, :-1]), x[:, 1:])
-                loss.backward(); torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip); opt.step(); opt.zero_grad(set_to_none=True)
-            def train_steps():
-                for _ in range(args.steps): step()
-            def forwards():
-                with torch.inference_mode(), autocast('cpu', cfg.dtype):
-                    for _ in range(args.steps): lm_loss(model(x[:, :-1]), x[:, 1:])
-            vdata = TokenFile(vbin, vocab_size=tok.get_vocab_size(), context=cfg.context)
-            def windows(): return evaluate(model, vdata, 16, cfg.context, args.windows, dtype='fp32')
-            def windows_in_training(): return evaluate(model, vdata, cfg.batch_size, cfg.context, args.windows, dtype=cfg.dtype)
-            n_scored = story_scores(tm32, stories[:4])['tokens'] and story_scores(tm32, stories)['tokens']  # warm-up, and the count
-            step(); windows(); windows_in_training()
-            lengths = [b - a for ids in tm32.encode_batch(stories) for a, b, _ in story_windows(len(ids) + 2, cfg.context)]
+            # each story is scored as <eot> story <eot>, in windows of the context
+            lengths = [b - a for ids in TextModel(name, model, tok, eot_id(tok)).encode_batch(stories) for a, b, _ in story_windows(len(ids) + 2, cfg.context)]
             pad = padding_share(lengths, length_batches(lengths, 4096))
-            n_windows = min(args.windows, vdata.n_eval_batches(16, cfg.context, args.windows)) * 16 * cfg.context
-            n_in_training = min(args.windows, vdata.n_eval_batches(cfg.batch_size, cfg.context, args.windows)) * cfg.batch_size * cfg.context
-            t = {k: [] for k in ('train', 'forward', 'fp32', 'bf16', 'windows', 'in_training')}
-            for _ in range(args.rounds):
-                t['train'].append(args.steps * cfg.batch_size * cfg.context / timed(train_steps))
-                t['forward'].append(args.steps * cfg.batch_size * cfg.context / timed(forwards))
-                t['fp32'].append(n_scored / timed(lambda: story_scores(tm32, stories)))
-                t['bf16'].append(n_scored / timed(lambda: story_scores(tm16, stories)))
-                t['windows'].append(n_windows / timed(windows))
-                t['in_training'].append(n_in_training / timed(windows_in_training))
-            m = {k: statistics.median(v) for k, v in t.items()}
-            print(f"| {name} | {param_counts(model)['non_embedding']:,} | {m['train']:,.0f} | {m['forward']:,.0f} | {m['forward'] / m['train']:.2f}x | {m['fp32']:,.0f} | {m['fp32'] / m['train']:.2f}x "
-                  f"| {m['bf16']:,.0f} | {m['bf16'] / m['train']:.2f}x | {m['windows']:,.0f} | {m['windows'] / m['train']:.2f}x "
-                  f"| {m['in_training']:,.0f} | {m['in_training'] / m['train']:.2f}x | {pad:.1%} |", flush=True)
+            m = evaluation_rates(model, tok, stories, vdata, cfg.batch_size, cfg.context, args.steps, args.windows, args.rounds)
+            print(f"| {name} | {param_counts(model)['non_embedding']:,} | {m['train']:,.0f} | "
+                  + ' | '.join(f"{m[k]:,.0f} | {m[k] / m['train']:.2f}x" for k in ('forward', 'stories_fp32', 'stories_bf16', 'windows_fp32', 'windows_bf16'))
+                  + f' | {pad:.1%} |', flush=True)
         print(f'\nload average {os.getloadavg()[0]:.2f} at the end')
 
 

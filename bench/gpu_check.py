@@ -21,7 +21,7 @@ On one CUDA device, in under 8 minutes (--budget: later runs that would not fit 
   transformers' `generate` on the same weights exported with `tinystories.hf.to_neox` (greedy, no early stop), and
   whether every token ours wrote is transformers' argmax.
 - **Evaluation against training.** For the 1M, 3M and 8M presets at the trainer's default shape (16 x 128) and a
-  larger one: tokens/s of the training step (bf16 autocast, AdamW), of the evaluations during training (windows, bf16
+  larger one: tokens/s of the training step (bf16 autocast, AdamW), of its forward pass alone, of the evaluations during training (windows, bf16
   autocast), of the final evaluation (windows, fp32) and of story scoring (`story_scores`, weights in fp32 and bf16),
   each as a multiple of the step's (issue 29's goal: at least 3x), the median of a few rounds that take them in turn.
 - **The paper-scale estimate.** The 28M preset's best measured tokens/s turned into wall time for the recipe's tokens,
@@ -32,7 +32,7 @@ when `data/` holds it (on a machine without internet, carry `data/course-tokeniz
 recipe is read from `nbs/11_study.ipynb`'s RECIPE cell. Prints one table and writes the JSON (after every section, so
 a run cut short keeps what it measured). Exits 1 when a check fails or a section breaks.
 """
-import argparse, copy, datetime, functools, gc, itertools, json, os, platform, re, signal, statistics, subprocess, sys, tempfile, time, tomllib, traceback, warnings
+import argparse, copy, datetime, functools, gc, itertools, json, os, platform, re, signal, subprocess, sys, tempfile, time, tomllib, traceback, warnings
 from pathlib import Path
 import torch
 import torch.distributed as dist
@@ -47,12 +47,11 @@ if str(ROOT) not in sys.path: sys.path.insert(0, str(ROOT))  # this checkout's p
 from tinystories.model import GPT, preset_config, param_counts
 from tinystories.config import resolve_config, TrainConfig
 from tinystories.optim import make_optimizer
-from tinystories.train import train, lm_loss, autocast, evaluate
+from tinystories.train import train, lm_loss, autocast
 from tinystories.loader import TokenFile
 from tinystories.generate import generate_ids
 from tinystories.tokenizer import course_tokenizer, load_tokenizer, eot_id
 from tinystories.data import course_stories, iter_stories
-from tinystories.textmodel import TextModel, story_scores
 from tinystories.pretokenize import prepare
 
 # Dense (no sparsity) bf16 tensor-core peaks, TFLOP/s, by a pattern of `torch.cuda.get_device_name()`; first match wins.
@@ -451,34 +450,21 @@ def generation(ctx):
 
 # ----------------------------------------------------------------------------------------------------------- evaluation
 
+def bench_script(name):
+    "The module of the script `bench/name.py`, loaded from its file (bench/ stays off sys.path, above)."
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(f'bench_{name}', ROOT/'bench'/f'{name}.py')
+    module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)
+    return module
+
 def evaluation_rates(ctx, preset, batch, context, stories, valid):
-    "Tokens/s of one preset's training step and of its evaluations on the device, median of the section's rounds, and each evaluation's multiple of the step's."
-    s, dev = ctx.shape['eval'], ctx.device
+    "One preset's training step and evaluations on the device, by `bench/evaluate.py`'s own measurement: tokens/s, and each evaluation's multiple of the step's."
+    s = ctx.shape['eval']
     torch.manual_seed(0)
-    model = GPT(preset_config(preset, ctx.vocab_size, context=context, **s.get('overrides', {}))).to(dev)
-    cfg = TrainConfig(batch_size=batch, context=context, dtype='bf16')
-    opt = make_optimizer(model, cfg)
-    x = torch.randint(0, ctx.vocab_size, (batch, context + 1), device=dev)
-    def steps():
-        model.train()
-        for _ in range(s['steps']):
-            with autocast(dev, 'bf16'): loss = lm_loss(model(x[:, :-1]), x[:, 1:])
-            loss.backward(); torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip); opt.step(); opt.zero_grad(set_to_none=True)
-    eot = eot_id(load_tokenizer(ctx.tok_dir))
-    tm32, tm16 = TextModel(preset, model, load_tokenizer(ctx.tok_dir), eot), TextModel(preset, copy.deepcopy(model).to(torch.bfloat16), load_tokenizer(ctx.tok_dir), eot)
-    n_windows = min(s['windows'], valid.n_eval_batches(batch, context, s['windows'])) * batch * context
-    n_scored = story_scores(tm32, stories)['tokens']
-    runs = dict(train=(steps, s['steps'] * batch * context),
-                windows_bf16=(lambda: evaluate(model, valid, batch, context, s['windows'], dtype='bf16', device=dev), n_windows),
-                windows_fp32=(lambda: evaluate(model, valid, batch, context, s['windows'], dtype='fp32', device=dev), n_windows),
-                stories_fp32=(lambda: story_scores(tm32, stories), n_scored),
-                stories_bf16=(lambda: story_scores(tm16, stories), n_scored))
-    for fn, _ in runs.values(): fn()  # warm-up: kernels chosen, memory allocated
-    rates = {k: [] for k in runs}
-    for _ in range(s['rounds']):
-        for k, (fn, n) in runs.items(): rates[k].append(n / timed(dev, fn)[0])
-    row = dict(preset=preset, batch=batch, context=context, **{f'{k}_tok_s': round(statistics.median(v), 1) for k, v in rates.items()})
-    row.update({f'{k}_x': round(row[f'{k}_tok_s'] / row['train_tok_s'], 2) for k in runs if k != 'train'})
+    model = GPT(preset_config(preset, ctx.vocab_size, context=context, **s.get('overrides', {}))).to(ctx.device)
+    rates = bench_script('evaluate').evaluation_rates(model, load_tokenizer(ctx.tok_dir), stories, valid, batch, context, s['steps'], s['windows'], s['rounds'], ctx.device)
+    row = dict(preset=preset, batch=batch, context=context, **{f'{k}_tok_s': round(v, 1) for k, v in rates.items()})
+    row.update({f'{k}_x': round(v / rates['train'], 2) for k, v in rates.items() if k != 'train'})
     return row
 
 def evaluation(ctx):
@@ -544,11 +530,11 @@ def table(res):
     v = res.get('evaluation', [])
     if v:
         L.append(f"\nevaluation against the training step: tokens/s, and each as a multiple of the step's (bf16 autocast, AdamW); {res['shapes']['eval']['stories']} validation stories")
-        L.append('  preset  batch x ctx      step   windows bf16       x   windows fp32       x   stories fp32       x   stories bf16       x')
+        L.append('  preset  batch x ctx      step   step\'s forward       x   windows bf16       x   windows fp32       x   stories fp32       x   stories bf16       x')
         for r in v:
             head = f"  {r['preset']:7} {r['batch']:>5} x {r['context']:<5}"
             if 'train_tok_s' not in r: L.append(head + ' ' + r.get('skipped', '')); continue
-            L.append(head + f" {r['train_tok_s']:>9,.0f}" + ''.join(f" {r[k + '_tok_s']:>14,.0f} {r[k + '_x']:>6.2f}x" for k in ('windows_bf16', 'windows_fp32', 'stories_fp32', 'stories_bf16')))
+            L.append(head + f" {r['train_tok_s']:>9,.0f}" + ''.join(f" {r[k + '_tok_s']:>14,.0f} {r[k + '_x']:>6.2f}x" for k in ('forward', 'windows_bf16', 'windows_fp32', 'stories_fp32', 'stories_bf16')))
     e = res.get('estimate')
     if e and 'tok_s' in e:
         L.append(f"\npaper-scale estimate: {e['tokens']:,} tokens of the recipe at {e['tok_s']:,.0f} tokens/s ({e['preset']}, compile {e['compile']}): "
